@@ -1,0 +1,280 @@
+"""One target's state: every queue's history, its families and their verdicts.
+
+The tracker is fed snapshots and hands out rows; the dashboard, ``qwatch
+check`` and the exporter all read the same rows, so they always agree.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from qwatch.families import Families
+from qwatch.history import History, Point
+from qwatch.model import Kind, Sample, Snapshot
+from qwatch.settings import Thresholds
+from qwatch.verdicts import Facts, Judgement, Verdict, judge
+
+TREND_POINTS = 30
+"""Depths kept for a row's sparkline."""
+
+
+@dataclass(slots=True)
+class Row:
+    """One line of the dashboard: a queue, or a family folded into one."""
+
+    target: str
+    name: str
+    """The queue name, or the family pattern."""
+    kind: str
+    depth: int
+    """Items held (summed over members for a family)."""
+    verdict: Verdict
+    reason: str
+    since: float
+    """When the current verdict began."""
+    members: int | None = None
+    """Member count; None for a plain queue."""
+    change_per_min: float | None = None
+    """Change of depth (members, for a family) per minute over the window."""
+    rate_in: float | None = None
+    rate_out: float | None = None
+    consumers: int | None = None
+    trend: list[int] = field(default_factory=list)
+    sample: Sample | None = None
+
+    @property
+    def is_family(self) -> bool:
+        """True for a family row."""
+        return self.members is not None
+
+
+@dataclass(slots=True)
+class _Family:
+    members: set[str] = field(default_factory=set)
+    added: int = 0
+    gone: int = 0
+    read: float = 0.0
+    history: History | None = None
+
+
+class Tracker:
+    """Keeps a bounded history for each queue and family of one target."""
+
+    def __init__(
+        self,
+        target: str,
+        thresholds: Thresholds | None = None,
+        families: Families | None = None,
+    ) -> None:
+        self.target = target
+        self.th = thresholds or Thresholds()
+        self.families = families or Families()
+        self.queues: dict[str, History] = {}
+        self._absent: dict[str, float] = {}
+        self._fams: dict[str, _Family] = {}
+        self._since: dict[str, tuple[Verdict, float]] = {}
+        self._judged: dict[str, Judgement] = {}
+        self.last: Snapshot | None = None
+
+    def update(self, snap: Snapshot) -> None:
+        """Fold one poll's snapshot into the histories and verdicts."""
+        counting = snap.complete and not snap.restarted
+        before = {name: h.points[-1].flow_out for name, h in self.queues.items()}
+        seen = self._record(snap)
+        self._age_out(seen, snap.at)
+        self._update_families(snap.at, before, counting)
+        self._judge_all(snap.at)
+        self.last = snap
+
+    def _record(self, snap: Snapshot) -> set[str]:
+        seen: set[str] = set()
+        limit = self.th.history
+        for sample in snap.queues:
+            history = self.queues.get(sample.name)
+            if history is None:
+                history = self.queues[sample.name] = History(limit)
+            history.add(sample, snap.at)
+            if sample.present:
+                seen.add(sample.name)
+        return seen
+
+    def _age_out(self, seen: set[str], now: float) -> None:
+        """Forget queues unseen for two windows, so memory tracks the server."""
+        for name in self.queues.keys() - seen:
+            first = self._absent.setdefault(name, now)
+            if now - first > 2 * self.th.window:
+                del self.queues[name]
+                del self._absent[name]
+                self.families.forget(name)
+        for name in seen & self._absent.keys():
+            del self._absent[name]
+
+    def _update_families(
+        self, now: float, before: dict[str, float], counting: bool
+    ) -> None:
+        groups: dict[str, set[str]] = defaultdict(set)
+        for name in self.queues.keys() - self._absent.keys():
+            pattern = self.families.pattern(name)
+            if pattern != name:
+                groups[pattern].add(name)
+        for pattern, names in groups.items():
+            fam = self._fams.get(pattern)
+            if fam is None and len(names) < self.th.min_members:
+                continue
+            if fam is None:
+                fam = self._fams[pattern] = _Family(history=History(self.th.history))
+            self._step_family(fam, pattern, names, now, before, counting)
+        for pattern in self._fams.keys() - groups.keys():
+            self._step_family(self._fams[pattern], pattern, set(), now, before, counting)
+
+    def _step_family(
+        self,
+        fam: _Family,
+        pattern: str,
+        names: set[str],
+        now: float,
+        before: dict[str, float],
+        counting: bool,
+    ) -> None:
+        if not counting:
+            # Discovery is still walking (or the server restarted): a rising
+            # count is us finding members, not the server making them.
+            fam.history = History(self.th.history)
+        elif fam.history is not None and fam.history.points:
+            fam.added += len(names - fam.members)
+            fam.gone += len(fam.members - names)
+            fam.read += sum(
+                self.queues[n].points[-1].flow_out - before[n]
+                for n in names
+                if n in before
+            )
+        fam.members = names
+        items = sum(self.queues[n].points[-1].depth for n in names)
+        assert fam.history is not None
+        fam.history.add(
+            Sample(
+                name=pattern,
+                kind=Kind.OTHER,
+                depth=len(names),
+                total_in=fam.added,
+                total_out=fam.gone + round(fam.read),
+                info={"items": items},
+            ),
+            now,
+        )
+
+    def _judge_all(self, now: float) -> None:
+        judged: dict[str, Judgement] = {}
+        hidden = {n for fam in self._fams.values() for n in fam.members}
+        hidden.update(self._absent)
+        for name, history in self.queues.items():
+            if name not in hidden:
+                judged["q:" + name] = judge(history.points, self.th, _facts(history))
+        for pattern, fam in self._fams.items():
+            assert fam.history is not None
+            judged["f:" + pattern] = judge(
+                fam.history.points, self.th, self._family_facts(fam)
+            )
+        for key, judgement in judged.items():
+            old = self._since.get(key)
+            if old is None or old[0] != judgement.verdict:
+                self._since[key] = (judgement.verdict, now)
+        for key in self._since.keys() - judged.keys():
+            del self._since[key]
+        self._judged = judged
+
+    def _family_facts(self, fam: _Family) -> Facts:
+        samples = [s for n in fam.members if (s := self.queues[n].last) is not None]
+        expiring = sum(1 for s in samples if s.ttl is not None or s.bounded)
+        return Facts(
+            bounded=bool(samples) and expiring * 2 >= len(samples),
+            unit="members",
+            gone_word="read or gone",
+            expiring=expiring,
+        )
+
+    def family_of(self, name: str) -> str | None:
+        """The family pattern ``name`` is folded into, if any."""
+        pattern = self.families.pattern(name)
+        fam = self._fams.get(pattern)
+        return pattern if fam is not None and name in fam.members else None
+
+    def rows(self) -> list[Row]:
+        """Queues outside families, and one row per family, worst first."""
+        rows = [self._queue_row(key[2:]) for key in self._judged if key[0] == "q"]
+        rows += [self._family_row(key[2:]) for key in self._judged if key[0] == "f"]
+        rows.sort(key=lambda r: (r.verdict.rank, -(r.members or 0), -r.depth, r.name))
+        return rows
+
+    def member_rows(self, pattern: str) -> list[Row]:
+        """The members of one family, deepest first."""
+        fam = self._fams.get(pattern)
+        names: Iterable[str] = fam.members if fam else ()
+        rows = [self._queue_row(n, judge_now=True) for n in names]
+        rows.sort(key=lambda r: (-r.depth, r.name))
+        return rows
+
+    def _queue_row(self, name: str, judge_now: bool = False) -> Row:
+        history = self.queues[name]
+        sample = history.last
+        assert sample is not None
+        if judge_now:
+            judgement = judge(history.points, self.th, _facts(history))
+        else:
+            judgement = self._judged["q:" + name]
+        row = _row_from(self.target, name, history.points, self.th, judgement)
+        row.kind = sample.kind.value
+        row.since = self._since.get("q:" + name, (judgement.verdict, 0.0))[1]
+        row.consumers = sample.consumers
+        row.sample = sample
+        if sample.rate_in is not None:
+            row.rate_in = sample.rate_in
+        if sample.rate_out is not None:
+            row.rate_out = sample.rate_out
+        return row
+
+    def _family_row(self, pattern: str) -> Row:
+        fam = self._fams[pattern]
+        assert fam.history is not None and fam.history.last is not None
+        judgement = self._judged["f:" + pattern]
+        row = _row_from(self.target, pattern, fam.history.points, self.th, judgement)
+        info = fam.history.last.info or {}
+        row.depth = int(info.get("items", 0))
+        row.members = len(fam.members)
+        row.kind = _family_kind(self.queues[n].last for n in fam.members)
+        row.since = self._since["f:" + pattern][1]
+        return row
+
+
+def _facts(history: History) -> Facts:
+    sample = history.last
+    bounded = sample is not None and (sample.bounded or sample.ttl is not None)
+    return Facts(consumed_before=history.consumed_before, bounded=bounded)
+
+
+def _row_from(
+    target: str, name: str, points: list[Point], th: Thresholds, judgement: Judgement
+) -> Row:
+    now = points[-1]
+    start = now
+    for point in reversed(points):
+        start = point
+        if point.t <= now.t - th.window:
+            break
+    span = now.t - start.t
+    row = Row(target, name, "", now.depth, judgement.verdict, judgement.reason, now.t)
+    row.trend = [p.depth for p in points[-TREND_POINTS:]]
+    if span > 0:
+        row.change_per_min = (now.depth - start.depth) * 60 / span
+        row.rate_in = (now.flow_in - start.flow_in) / span
+        row.rate_out = (now.flow_out - start.flow_out) / span
+    return row
+
+
+def _family_kind(samples: Iterable[Sample | None]) -> str:
+    for sample in samples:
+        if sample is not None:
+            return sample.kind.value
+    return Kind.OTHER.value

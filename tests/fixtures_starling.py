@@ -1,0 +1,1 @@
+"""Starling fixtures (filled in by the Starling work)."""
