@@ -42,7 +42,9 @@ def adapter_for(url: str, options: dict[str, Any] | None = None) -> Adapter:
     known = schemes()
     if scheme not in known:
         names = ", ".join(sorted(known))
-        raise TargetError(f"{url!r}: unknown scheme {scheme or '(none)'!r}; use {names}")
+        raise TargetError(
+            f"{url!r}: unknown scheme {scheme or '(none)'!r}; use {names}"
+        )
     module_name, _, attr = known[scheme].partition(":")
     module = __import__(module_name, fromlist=[attr])
     cls: type[Adapter] = getattr(module, attr)

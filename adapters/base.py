@@ -88,14 +88,14 @@ class Adapter(ABC):
         """The interval to wait before the next poll; servers may stretch it."""
         return max(requested, self.min_interval)
 
-    async def connect(self) -> None:
+    async def connect(self) -> None:  # noqa: B027 - optional for adapters
         """Open connections; raise :class:`TargetError` when it cannot."""
 
     @abstractmethod
     async def poll(self) -> Snapshot:
         """Read every queue's numbers without changing the server."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional for adapters
         """Release connections; safe to call twice."""
 
     async def peek(self, queue: str, count: int) -> list[Item]:

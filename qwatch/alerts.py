@@ -64,7 +64,9 @@ class Alerts:
         self.listeners: list[Listener] = []
         self._open: dict[tuple[str, str], Alert] = {}
 
-    def observe(self, target: str, rows: Iterable[Row], now: float | None = None) -> list[Alert]:
+    def observe(
+        self, target: str, rows: Iterable[Row], now: float | None = None
+    ) -> list[Alert]:
         """Compare one target's rows with what was open; return new alerts."""
         now = time.time() if now is None else now
         fresh: list[Alert] = []
@@ -81,8 +83,17 @@ class Alerts:
             fresh.append(alert)
         for key in [k for k in self._open if k[0] == target and k not in leaking]:
             old = self._open.pop(key)
-            fresh.append(Alert(now, target, old.name, old.family, Verdict.OK,
-                               "no longer leaking", cleared=True))
+            fresh.append(
+                Alert(
+                    now,
+                    target,
+                    old.name,
+                    old.family,
+                    Verdict.OK,
+                    "no longer leaking",
+                    cleared=True,
+                )
+            )
         for alert in fresh:
             self._emit(alert)
         return fresh

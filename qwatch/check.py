@@ -59,7 +59,9 @@ def _round(value: float | None) -> float | None:
 
 def report(watches: Sequence[Watch], seconds: float) -> dict[str, Any]:
     """The whole result of a check run, ready for ``json.dumps``."""
-    targets, queues, families = [], [], []
+    targets: list[dict[str, Any]] = []
+    queues: list[dict[str, Any]] = []
+    families: list[dict[str, Any]] = []
     for watch in watches:
         targets.append(_target_json(watch))
         for row in watch.tracker.rows():

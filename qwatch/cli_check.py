@@ -16,7 +16,11 @@ from qwatch.targets import build_watch
 @click.command()
 @target_options
 @click.option(
-    "--for", "seconds", callback=duration, default="60s", show_default=True,
+    "--for",
+    "seconds",
+    callback=duration,
+    default="60s",
+    show_default=True,
     help="How long to watch before judging.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")

@@ -59,6 +59,10 @@ class History:
             self._start(sample, t)
             return
         top = self.points[-1]
+        if _quiet(prev, sample) and top.consumers == (sample.consumers or 0):
+            # Fast path: most of 100,000 keys do not change between polls.
+            self._append_same(top, t)
+            return
         step_in, step_out = self._steps(prev, sample, t - top.t)
         point = Point(
             t,
@@ -91,6 +95,17 @@ class History:
             step_in, step_out = max(0, change), max(0, -change)
         return step_in, step_out
 
+    def _append_same(self, top: Point, t: float) -> None:
+        """Append a copy of ``top`` at time ``t``, stretching a flat run."""
+        pts = self.points
+        point = Point(t, top.depth, top.flow_in, top.flow_out, top.consumers)
+        if len(pts) >= 2 and _same(pts[-2], top):
+            pts[-1] = point
+            return
+        pts.append(point)
+        if len(pts) > self.limit:
+            del pts[0]
+
     def _append(self, point: Point) -> None:
         pts = self.points
         if len(pts) >= 2 and _same(pts[-1], point) and _same(pts[-2], point):
@@ -99,6 +114,17 @@ class History:
         pts.append(point)
         if len(pts) > self.limit:
             del pts[0]
+
+
+def _quiet(prev: Sample, now: Sample) -> bool:
+    """Nothing moved: same depth, same counters, no rates."""
+    return (
+        now.depth == prev.depth
+        and now.total_in == prev.total_in
+        and now.total_out == prev.total_out
+        and not now.rate_in
+        and not now.rate_out
+    )
 
 
 def _same(a: Point, b: Point) -> bool:

@@ -64,6 +64,7 @@ class Watch:
         self.status = TargetStatus(name, adapter.label, interval)
         self.listeners: list[Callable[[Watch], None]] = []
         self._connected = False
+        self._closing: asyncio.Future[None] | None = None
 
     async def poll_once(self) -> bool:
         """One poll; True when it worked. Failures are recorded, not raised."""
@@ -105,7 +106,7 @@ class Watch:
         log.warning("poll of %s failed: %s", status.label, error)
         if status.failures == 1 or self._connected:
             self._connected = False
-            asyncio.ensure_future(self._quiet_close())
+            self._closing = asyncio.ensure_future(self._quiet_close())
 
     async def _quiet_close(self) -> None:
         with contextlib.suppress(Exception):

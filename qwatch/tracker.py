@@ -81,24 +81,31 @@ class Tracker:
     def update(self, snap: Snapshot) -> None:
         """Fold one poll's snapshot into the histories and verdicts."""
         counting = snap.complete and not snap.restarted
-        before = {name: h.points[-1].flow_out for name, h in self.queues.items()}
-        seen = self._record(snap)
+        seen, moved = self._record(snap)
         self._age_out(seen, snap.at)
-        self._update_families(snap.at, before, counting)
+        self._update_families(snap.at, moved, counting)
         self._judge_all(snap.at)
         self.last = snap
 
-    def _record(self, snap: Snapshot) -> set[str]:
+    def _record(self, snap: Snapshot) -> tuple[set[str], dict[str, float]]:
+        """Add each sample; return names present and each non-zero outflow."""
         seen: set[str] = set()
+        moved: dict[str, float] = {}
         limit = self.th.history
+        queues = self.queues
         for sample in snap.queues:
-            history = self.queues.get(sample.name)
+            history = queues.get(sample.name)
             if history is None:
-                history = self.queues[sample.name] = History(limit)
-            history.add(sample, snap.at)
+                history = queues[sample.name] = History(limit)
+                history.add(sample, snap.at)
+            else:
+                out = history.points[-1].flow_out
+                history.add(sample, snap.at)
+                if history.points[-1].flow_out != out:
+                    moved[sample.name] = history.points[-1].flow_out - out
             if sample.present:
                 seen.add(sample.name)
-        return seen
+        return seen, moved
 
     def _age_out(self, seen: set[str], now: float) -> None:
         """Forget queues unseen for two windows, so memory tracks the server."""
@@ -112,30 +119,38 @@ class Tracker:
             del self._absent[name]
 
     def _update_families(
-        self, now: float, before: dict[str, float], counting: bool
+        self, now: float, moved: dict[str, float], counting: bool
     ) -> None:
         groups: dict[str, set[str]] = defaultdict(set)
-        for name in self.queues.keys() - self._absent.keys():
-            pattern = self.families.pattern(name)
+        items: dict[str, int] = defaultdict(int)
+        pattern_of = self.families.pattern
+        absent = self._absent
+        for name, history in self.queues.items():
+            if name in absent:
+                continue
+            pattern = pattern_of(name)
             if pattern != name:
                 groups[pattern].add(name)
+                items[pattern] += history.points[-1].depth
         for pattern, names in groups.items():
             fam = self._fams.get(pattern)
             if fam is None and len(names) < self.th.min_members:
                 continue
             if fam is None:
                 fam = self._fams[pattern] = _Family(history=History(self.th.history))
-            self._step_family(fam, pattern, names, now, before, counting)
+            read = sum(moved[n] for n in moved.keys() & names) if moved else 0.0
+            self._step_family(fam, pattern, names, items[pattern], read, now, counting)
         for pattern in self._fams.keys() - groups.keys():
-            self._step_family(self._fams[pattern], pattern, set(), now, before, counting)
+            self._step_family(self._fams[pattern], pattern, set(), 0, 0, now, counting)
 
     def _step_family(
         self,
         fam: _Family,
         pattern: str,
         names: set[str],
+        items: int,
+        read: float,
         now: float,
-        before: dict[str, float],
         counting: bool,
     ) -> None:
         if not counting:
@@ -145,13 +160,8 @@ class Tracker:
         elif fam.history is not None and fam.history.points:
             fam.added += len(names - fam.members)
             fam.gone += len(fam.members - names)
-            fam.read += sum(
-                self.queues[n].points[-1].flow_out - before[n]
-                for n in names
-                if n in before
-            )
+            fam.read += read
         fam.members = names
-        items = sum(self.queues[n].points[-1].depth for n in names)
         assert fam.history is not None
         fam.history.add(
             Sample(
@@ -207,6 +217,12 @@ class Tracker:
         rows += [self._family_row(key[2:]) for key in self._judged if key[0] == "f"]
         rows.sort(key=lambda r: (r.verdict.rank, -(r.members or 0), -r.depth, r.name))
         return rows
+
+    def points_of(self, name: str) -> list[Point]:
+        """A copy of the history of a family or queue, oldest first."""
+        fam = self._fams.get(name)
+        history = fam.history if fam is not None else self.queues.get(name)
+        return list(history.points) if history is not None else []
 
     def member_rows(self, pattern: str) -> list[Row]:
         """The members of one family, deepest first."""

@@ -31,7 +31,7 @@ def test_result_family_leaks_and_work_list_does_not() -> None:
     fam = rows["celery-task-meta-{uuid}"]
     assert fam.verdict is Verdict.LEAK
     assert fam.members == 150 and fam.depth == 150
-    assert "+100 members in 20 s, 0 read or gone, 0 expiring" == fam.reason
+    assert fam.reason == "+100 members in 20 s, 0 read or gone, 0 expiring"
     assert rows["celery"].verdict is Verdict.OK
     assert len(rows) == 2, "members are folded into the family row"
     assert len(tracker.member_rows("celery-task-meta-{uuid}")) == 150
@@ -57,8 +57,11 @@ def test_family_growth_during_discovery_is_not_counted() -> None:
     tracker = Tracker("t", TH)
     for i in range(10):
         found = keys[: 30 * (i + 1)]
-        snap = Snapshot(at=float(i * 3), queues=[Sample(k, Kind.STRING, 1) for k in found],
-                        complete=i == 9)
+        snap = Snapshot(
+            at=float(i * 3),
+            queues=[Sample(k, Kind.STRING, 1) for k in found],
+            complete=i == 9,
+        )
         tracker.update(snap)
     (fam,) = tracker.rows()
     assert fam.members == 300

@@ -36,18 +36,34 @@ CASES = [
     ("steady growth never read", list(range(0, 130, 10)), Verdict.LEAK),
     ("growth for only 20 s is too early", [0, 10, 20, 30, 40], Verdict.OK),
     ("one burst, then flat", [0, 500] + [500] * 12, Verdict.OK),
-    ("burst that drains", [0, 500, 400, 300, 200, 100, 0, 0, 0, 0, 0, 0, 0], Verdict.OK),
+    (
+        "burst that drains",
+        [0, 500, 400, 300, 200, 100, 0, 0, 0, 0, 0, 0, 0],
+        Verdict.OK,
+    ),
     ("empty all along", [0] * 13, Verdict.OK),
-    ("grows while read, slower than filled",
-     [0, 10, 8, 18, 16, 26, 24, 34, 32, 42, 40, 50, 48], Verdict.BACKLOG),
-    ("read, then reading stops with items waiting",
-     [0, 10, 0, 10, 0, 10, 20, 30, 40, 50, 60, 70, 80], Verdict.STALL),
+    (
+        "grows while read, slower than filled",
+        [0, 10, 8, 18, 16, 26, 24, 34, 32, 42, 40, 50, 48],
+        Verdict.BACKLOG,
+    ),
+    (
+        "read, then reading stops with items waiting",
+        [0, 10, 0, 10, 0, 10, 20, 30, 40, 50, 60, 70, 80],
+        Verdict.STALL,
+    ),
     ("read, then idle and empty", [0, 10, 0, 10, 0] + [0] * 8, Verdict.OK),
-    ("tiny growth below threshold", [0, 1, 2, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4], Verdict.OK),
+    (
+        "tiny growth below threshold",
+        [0, 1, 2, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4],
+        Verdict.OK,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("label", "depths", "expected"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("label", "depths", "expected"), CASES, ids=[c[0] for c in CASES]
+)
 def test_verdict_table(label: str, depths: list[int], expected: Verdict) -> None:
     assert judge(series(depths), TH).verdict is expected
 

@@ -127,6 +127,8 @@ class QueueCollection:
         self.reserved_fds = reserved_fds
         self.clock = clock
         self.queues: dict[bytes, JournalQueue] = {}
+        self.on_free: Callable[[], None] = lambda: None
+        """Called when a descriptor is given back (a queue deleted)."""
         self.connections = 0
         """Connections holding a descriptor now."""
         self.stats = dict.fromkeys(
@@ -192,6 +194,7 @@ class QueueCollection:
             os.unlink(queue.path)
         except OSError as exc:
             log.warning("journal of %r not removed: %s", name, exc)
+        self.on_free()
         return True
 
     def curr_items(self) -> int:

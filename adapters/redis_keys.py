@@ -1,0 +1,242 @@
+"""What qwatch knows about each Redis key, and how one poll reads them all.
+
+Each known key keeps its read commands pre-packed, so a steady poll of 100,000
+keys is one ``b"".join`` and one streamed pipeline. Replies are turned into
+samples in the same order, while later replies are still arriving.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from qwatch.adapters.redis_wire import ReplyError, arg, head
+from qwatch.model import Kind, Sample
+
+log = logging.getLogger(__name__)
+
+KINDS = {
+    b"string": Kind.STRING,
+    b"list": Kind.LIST,
+    b"zset": Kind.ZSET,
+    b"set": Kind.SET,
+    b"hash": Kind.HASH,
+    b"stream": Kind.STREAM,
+}
+SIZES = {
+    Kind.LIST: head("LLEN", argc=2),
+    Kind.ZSET: head("ZCARD", argc=2),
+    Kind.SET: head("SCARD", argc=2),
+    Kind.HASH: head("HLEN", argc=2),
+    Kind.STREAM: head("XLEN", argc=2),
+}
+CONTAINERS = frozenset(SIZES)
+"""Kinds Redis deletes when they empty: remembered a while after they vanish."""
+KEEP_GONE = 120.0
+"""Seconds a vanished container is still reported, at depth 0."""
+IDLE = head("OBJECT", "IDLETIME", argc=3)
+PTTL = head("PTTL", argc=2)
+EXISTS = head("EXISTS", argc=2)
+TOP = b"*5\r\n" + arg("ZRANGE") + b"%s" + arg(-1) + arg(-1) + arg("WITHSCORES")
+GROUPS = head("XINFO", "GROUPS", argc=3)
+MEMORY = head("MEMORY", "USAGE", argc=3)
+STRLEN = head("STRLEN", argc=2)
+LRU_SLACK = 1.5
+"""Seconds of slack on OBJECT IDLETIME, whose clock ticks in whole seconds."""
+YEAR = 365 * 86400.0
+
+
+@dataclass(slots=True)
+class Columns:
+    """What this server lets qwatch read; a refused command turns one off."""
+
+    idle: bool = True
+    memory: bool = True
+    xinfo: bool = True
+    ttl: bool = True
+    no_touch: bool = False
+    """CLIENT NO-TOUCH is on: size reads leave idle times alone."""
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def refuse(self, column: str, command: str, error: object) -> None:
+        """Turn ``column`` off for good and say why in every snapshot."""
+        setattr(self, column, False)
+        self.notes[column] = f"{column} not read: {command} refused ({error})"
+        log.warning("%s", self.notes[column])
+
+
+class KeyState:
+    """One key: its kind, packed commands, and qwatch's view of its idle time."""
+
+    __slots__ = ("bytes", "cmds", "gone_at", "idle", "key", "kind", "n", "name", "seen")
+
+    def __init__(self, key: bytes, kind: Kind, cols: Columns) -> None:
+        self.key = key
+        self.name = key.decode("utf-8", "surrogateescape")
+        self.kind = kind
+        self.bytes: int | None = None
+        self.idle: float | None = None
+        self.seen: float | None = None
+        """When qwatch last read it, for the idle bookkeeping."""
+        self.gone_at: float | None = None
+        self.pack(cols)
+
+    def pack(self, cols: Columns) -> None:
+        """Pre-pack this key's read commands for the columns allowed now."""
+        k = arg(self.key)
+        parts = [IDLE + k] if cols.idle else []
+        if self.kind in SIZES:
+            parts.append(SIZES[self.kind] + k)
+        parts.append((PTTL if cols.ttl else EXISTS) + k)
+        if self.kind is Kind.ZSET:
+            parts.append(TOP % k)
+        if self.kind is Kind.STREAM and cols.xinfo:
+            parts.append(GROUPS + k)
+        self.cmds = b"".join(parts)
+        self.n = len(parts)
+
+    def touches(self, cols: Columns) -> bool:
+        """True when qwatch's own reads of this key reset its idle clock."""
+        if cols.no_touch:
+            return False
+        return self.kind in CONTAINERS or (self.kind is Kind.STRING and not cols.memory)
+
+
+def bytes_cmd(state: KeyState, cols: Columns) -> bytes:
+    """Size in bytes of a string key; MEMORY USAGE leaves the idle clock alone."""
+    return (MEMORY if cols.memory else STRLEN) + arg(state.key)
+
+
+class Reading:
+    """Turns one poll's replies into samples, noting what must change next."""
+
+    def __init__(self, cols: Columns, now: float) -> None:
+        self.cols = cols
+        self.now = now
+        self.wall = time.time()
+        self.dead: list[KeyState] = []
+        self.retype: list[bytes] = []
+        self.refresh: list[KeyState] = []
+        self.repack = False
+
+    def read(self, st: KeyState, r: list[Any], i: int) -> Sample | None:
+        """The sample for ``st`` from replies ``r[i:i + st.n]``."""
+        cols = self.cols
+        idle = r[i] if cols.idle else None
+        i += cols.idle
+        size: Any = 1
+        if st.kind in SIZES:
+            size, i = r[i], i + 1
+        ttl = r[i]
+        extra = r[i + 1] if st.n > i + 1 - (i - i) and i + 1 < len(r) else None
+        if type(idle) is ReplyError:
+            idle = self._refuse("idle", "OBJECT IDLETIME", idle)
+        if type(ttl) is ReplyError:
+            ttl = self._refuse("ttl", "PTTL", ttl)
+        elif not cols.ttl:
+            ttl = -1 if ttl else -2
+        if type(size) is ReplyError:
+            self._wrong_type(st, size)
+            return None
+        if ttl == -2:
+            return self._gone(st)
+        st.gone_at = None
+        sample = Sample(st.name, st.kind, size)
+        if ttl is not None and ttl >= 0:
+            sample.ttl = ttl / 1000
+            sample.bounded = True
+        sample.idle = self._idle(st, idle)
+        if st.kind is Kind.STRING:
+            sample.bytes = st.bytes
+        elif st.kind is Kind.ZSET:
+            self._top(sample, extra)
+        elif st.kind is Kind.STREAM and cols.xinfo:
+            self._groups(st, sample, extra)
+        return sample
+
+    def _refuse(self, column: str, command: str, error: object) -> None:
+        if getattr(self.cols, column):
+            self.cols.refuse(column, command, error)
+            self.repack = True
+        return None
+
+    def _wrong_type(self, st: KeyState, error: object) -> None:
+        # The key was deleted and made again as another type: learn it again.
+        if "WRONGTYPE" not in str(error):
+            log.debug("reading %r failed: %s", st.name, error)
+        self.dead.append(st)
+        self.retype.append(st.key)
+
+    def _gone(self, st: KeyState) -> Sample | None:
+        if st.kind in CONTAINERS:
+            if st.gone_at is None:
+                st.gone_at = self.now
+            if self.now - st.gone_at <= KEEP_GONE:
+                return Sample(st.name, st.kind, 0, present=False)
+        self.dead.append(st)
+        if st.kind in CONTAINERS:
+            return None
+        # A one-off key is reported missing once, so its family counts it gone.
+        return Sample(st.name, st.kind, 0, present=False)
+
+    def _idle(self, st: KeyState, reported: Any) -> float | None:
+        """Idle seconds as others see it, even where qwatch's reads touch."""
+        if reported is None:
+            return None
+        idle = float(reported)
+        seen, st.seen = st.seen, self.now
+        if seen is not None and st.idle is not None and st.touches(self.cols):
+            since = self.now - seen
+            # Idle at least as long as our last read: nobody else came by.
+            if idle + LRU_SLACK >= since:
+                idle = st.idle + since
+        elif st.kind is Kind.STRING and st.idle is not None and seen is not None:
+            if idle + LRU_SLACK < self.now - seen:
+                self.refresh.append(st)
+        st.idle = idle
+        return idle
+
+    def _top(self, sample: Sample, top: Any) -> None:
+        if not top or type(top) is ReplyError:
+            return
+        score = float(top[1])
+        sample.info = {"top_score": score}
+        if scheduled(score, self.wall):
+            sample.bounded = True
+
+    def _groups(self, st: KeyState, sample: Sample, groups: Any) -> None:
+        if type(groups) is ReplyError:
+            if "no such key" not in str(groups):
+                self._refuse("xinfo", "XINFO GROUPS", groups)
+            return
+        pending = consumers = 0
+        reads: list[int] = []
+        for group in groups or ():
+            facts = dict(zip(group[::2], group[1::2], strict=False))
+            pending += int(facts.get(b"pending") or 0)
+            consumers += int(facts.get(b"consumers") or 0)
+            if facts.get(b"entries-read") is not None:
+                reads.append(int(facts[b"entries-read"]))
+        sample.unacked, sample.consumers = pending, consumers
+        sample.info = {"groups": len(groups or ())}
+        if reads:
+            # Every group reads the whole stream: the furthest one counts.
+            sample.total_out = max(reads)
+
+
+def scheduled(score: float, now: float) -> bool:
+    """A score that is a future unix time (s, ms, or BullMQ's ms * 4096)."""
+    for scale in (1.0, 1000.0, 4096000.0):
+        if now * scale < score <= (now + 10 * YEAR) * scale:
+            return True
+    return False
+
+
+def read_bytes(states: Iterable[KeyState], replies: list[Any]) -> None:
+    """Store string sizes from MEMORY USAGE (or STRLEN) replies."""
+    for st, reply in zip(states, replies, strict=True):
+        if isinstance(reply, int):
+            st.bytes = reply
