@@ -16,10 +16,10 @@ import aiormq
 from aiormq import spec
 from aiormq.abc import AbstractChannel as RawChannel
 from aiormq.abc import DeliveredMessage
-
 from qwatch.adapters.base import ActionError, Item, ItemSink, Progress
 from qwatch.adapters.rabbitmq_amqp import Counts
 from qwatch.adapters.rabbitmq_props import item_from, properties_from_json
+
 from qwatch.model import Sample
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ async def drain(
         # Prefetched messages not yet written return to the queue when the
         # caller closes the channel; cancelling first stops new deliveries.
         with contextlib.suppress(Exception):
-            await raw.basic_cancel(consume.consumer_tag)
+            await raw.basic_cancel(str(consume.consumer_tag))
     return moved
 
 

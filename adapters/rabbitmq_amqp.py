@@ -17,7 +17,6 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.abc import AbstractChannel as RawChannel
-
 from qwatch.adapters.base import TargetError
 from qwatch.adapters.rabbitmq_target import RabbitTarget
 
@@ -95,7 +94,9 @@ class AmqpLink:
         found: dict[str, Counts | None] = {}
         todo = iter(names)
         workers = min(DECLARE_CHANNELS, len(names))
-        await asyncio.gather(*(_declare_worker(conn, todo, found) for _ in range(workers)))
+        await asyncio.gather(
+            *(_declare_worker(conn, todo, found) for _ in range(workers))
+        )
         return found
 
     async def close(self) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
-
 from qwatch.adapters.base import TargetError
 
 log = logging.getLogger(__name__)
@@ -90,10 +89,12 @@ class ManagementApi:
             raise Unreachable(f"{self.base_url}: {_why(exc)}") from None
         except httpx.HTTPError as exc:
             raise TargetError(f"{self.base_url}{path}: {_why(exc)}") from None
-        if response.status_code in (401, 403):
+        if response.status_code == 401:
+            raise TargetError(f"{self.base_url}: login refused (user or password)")
+        if response.status_code == 403:
             raise TargetError(
-                f"{self.base_url}: management API refused the user "
-                f"({response.status_code}); it needs the 'monitoring' tag"
+                f"{self.base_url}{path}: refused (403); the user needs the "
+                "'monitoring' tag or permissions on the vhost"
             )
         if response.status_code == 404:
             raise TargetError(f"{self.base_url}{path}: not found (404)")

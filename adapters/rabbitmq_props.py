@@ -15,7 +15,6 @@ from typing import Any
 
 from aiormq import spec
 from aiormq.abc import DeliveredMessage
-
 from qwatch.adapters.base import Item
 
 PROPERTY_NAMES = (
@@ -35,8 +34,6 @@ PROPERTY_NAMES = (
     "cluster_id",
 )
 """Every basic.properties field; only those the message carries are kept."""
-
-_TAGS = ("$bytes", "$time", "$decimal")
 
 
 def item_from(message: DeliveredMessage) -> Item:

@@ -32,32 +32,38 @@ DEAD_LETTER = ("x-dead-letter-exchange", "x-dead-letter-routing-key")
 def sample_from(row: Mapping[str, Any], name: str, now: float, stats: bool) -> Sample:
     """One queue row as a :class:`Sample`.
 
+    Runs once per queue per poll (5,000 rows in a few tens of ms), hence
+    plain lookups rather than generic helpers.
+
     Args:
         name: the qwatch name (``vhost/queue`` when every vhost is watched).
         now: wall-clock time of the poll, for idle seconds.
         stats: the broker keeps message rates; a missing ``message_stats``
             then means nothing flowed yet (zero), not "unknown".
     """
-    ready = _int(row.get("messages_ready"))
-    unacked = _int(row.get("messages_unacknowledged"))
-    depth = _int(row.get("messages"))
+    get = row.get
+    unacked = _int(get("messages_unacknowledged"))
+    depth = _int(get("messages"))
     if depth is None:
-        depth = (ready or 0) + (unacked or 0)
-    flows: Mapping[str, Any] = row.get("message_stats") or {}
-    bounds = bounds_of(row)
-    idle = idle_seconds(row.get("idle_since"), now)
+        depth = (_int(get("messages_ready")) or 0) + (unacked or 0)
+    total_in, total_out, rate_in, rate_out = _flows(get("message_stats"), stats)
+    bounds = (
+        bounds_of(row) if get("arguments") or get("effective_policy_definition") else {}
+    )
+    idle = idle_seconds(get("idle_since"), now)
+    consumers = _int(get("consumers"))
     return Sample(
         name=name,
         kind=Kind.QUEUE,
         depth=depth,
-        total_in=_count(flows, ("publish",), stats),
-        total_out=_count(flows, OUT_COUNTERS, stats),
-        rate_in=_rate(flows, ("publish",)),
-        rate_out=_rate(flows, OUT_COUNTERS),
-        consumers=_int(row.get("consumers")),
+        total_in=total_in,
+        total_out=total_out,
+        rate_in=rate_in,
+        rate_out=rate_out,
+        consumers=consumers,
         unacked=unacked,
-        bytes=_int(row.get("message_bytes")),
-        ttl=_queue_ttl(bounds.get("expires"), idle, row.get("consumers")),
+        bytes=_int(get("message_bytes")),
+        ttl=_queue_ttl(bounds.get("expires"), idle, consumers),
         idle=idle,
         bounded=bool(bounds),
         info=_info(row, bounds),
@@ -93,7 +99,9 @@ def idle_seconds(since: Any, now: float) -> float | None:
     return max(0.0, now - stamp.timestamp())
 
 
-def server_facts(nodes: list[dict[str, Any]], overview: Mapping[str, Any]) -> dict[str, Any]:
+def server_facts(
+    nodes: list[dict[str, Any]], overview: Mapping[str, Any]
+) -> dict[str, Any]:
     """Memory against the high watermark, summed over running nodes."""
     running = [n for n in nodes if n.get("running", True)]
     used = sum(_int(n.get("mem_used")) or 0 for n in running)
@@ -138,7 +146,9 @@ def _info(row: Mapping[str, Any], bounds: dict[str, int]) -> dict[str, Any]:
     return info
 
 
-def _queue_ttl(expires_ms: int | None, idle: float | None, consumers: Any) -> float | None:
+def _queue_ttl(
+    expires_ms: int | None, idle: float | None, consumers: Any
+) -> float | None:
     """Seconds until ``x-expires`` deletes the queue; its clock runs while
     the queue is unused, and a consumer stops it."""
     if expires_ms is None or consumers:
@@ -146,24 +156,33 @@ def _queue_ttl(expires_ms: int | None, idle: float | None, consumers: Any) -> fl
     return max(0.0, expires_ms / 1000 - (idle or 0.0))
 
 
-def _count(flows: Mapping[str, Any], keys: tuple[str, ...], stats: bool) -> int | None:
-    values = [flows.get(k) for k in keys]
-    if all(v is None for v in values):
-        return 0 if stats else None
-    return sum(int(v) for v in values if isinstance(v, int | float))
+def _flows(
+    flows: Any, stats: bool
+) -> tuple[int | None, int | None, float | None, float | None]:
+    """(total in, total out, rate in, rate out) from ``message_stats``."""
+    if not isinstance(flows, Mapping) or not flows:
+        zero = 0 if stats else None
+        return zero, zero, None, None
+    total_in = _int(flows.get("publish")) or 0
+    total_out = 0
+    for key in OUT_COUNTERS:
+        total_out += _int(flows.get(key)) or 0
+    rate_in = _rate_of(flows.get("publish_details"))
+    rates = [_rate_of(flows.get(key + "_details")) for key in OUT_COUNTERS]
+    known = [r for r in rates if r is not None]
+    return total_in, total_out, rate_in, (sum(known) if known else None)
 
 
-def _rate(flows: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
-    rates = [
-        d.get("rate")
-        for k in keys
-        if isinstance(d := flows.get(k + "_details"), Mapping)
-    ]
-    numbers = [float(r) for r in rates if isinstance(r, int | float)]
-    return sum(numbers) if numbers else None
+def _rate_of(details: Any) -> float | None:
+    if not isinstance(details, Mapping):
+        return None
+    rate = details.get("rate")
+    return float(rate) if isinstance(rate, int | float) else None
 
 
 def _int(value: Any) -> int | None:
+    if type(value) is int:  # the common case, checked first for speed
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return int(value)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qwatch.adapters.redis_wire import ReplyError, arg, head
+
 from qwatch.model import Kind, Sample
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,9 @@ TOP = b"*5\r\n" + arg("ZRANGE") + b"%s" + arg(-1) + arg(-1) + arg("WITHSCORES")
 GROUPS = head("XINFO", "GROUPS", argc=3)
 MEMORY = head("MEMORY", "USAGE", argc=3)
 STRLEN = head("STRLEN", argc=2)
-LRU_SLACK = 1.5
-"""Seconds of slack on OBJECT IDLETIME, whose clock ticks in whole seconds."""
+LRU_SLACK = 1.2
+"""Seconds of slack on OBJECT IDLETIME: the LRU clock ticks in whole seconds
+and is refreshed 10 times a second."""
 YEAR = 365 * 86400.0
 
 
@@ -71,13 +73,28 @@ class Columns:
 class KeyState:
     """One key: its kind, packed commands, and qwatch's view of its idle time."""
 
-    __slots__ = ("bytes", "cmds", "gone_at", "idle", "key", "kind", "n", "name", "seen")
+    __slots__ = (
+        "bytes",
+        "cmds",
+        "depth",
+        "gone_at",
+        "idle",
+        "key",
+        "kind",
+        "n",
+        "name",
+        "plain",
+        "seen",
+        "sized",
+        "touch",
+    )
 
     def __init__(self, key: bytes, kind: Kind, cols: Columns) -> None:
         self.key = key
         self.name = key.decode("utf-8", "surrogateescape")
         self.kind = kind
         self.bytes: int | None = None
+        self.depth = -1
         self.idle: float | None = None
         self.seen: float | None = None
         """When qwatch last read it, for the idle bookkeeping."""
@@ -97,12 +114,13 @@ class KeyState:
             parts.append(GROUPS + k)
         self.cmds = b"".join(parts)
         self.n = len(parts)
-
-    def touches(self, cols: Columns) -> bool:
-        """True when qwatch's own reads of this key reset its idle clock."""
-        if cols.no_touch:
-            return False
-        return self.kind in CONTAINERS or (self.kind is Kind.STRING and not cols.memory)
+        self.sized = self.kind in SIZES
+        self.plain = self.n == cols.idle + self.sized + 1
+        """No replies beyond idle, size and TTL: the fast path reads it."""
+        # True when qwatch's own reads of this key reset its idle clock.
+        self.touch = not cols.no_touch and (
+            self.sized or (self.kind is Kind.STRING and not cols.memory)
+        )
 
 
 def bytes_cmd(state: KeyState, cols: Columns) -> bytes:
@@ -115,6 +133,10 @@ class Reading:
 
     def __init__(self, cols: Columns, now: float) -> None:
         self.cols = cols
+        # The layout the commands were packed with, even if a column is
+        # refused half-way through this poll.
+        self.has_idle = int(cols.idle)
+        self.has_ttl = cols.ttl
         self.now = now
         self.wall = time.time()
         self.dead: list[KeyState] = []
@@ -122,21 +144,71 @@ class Reading:
         self.refresh: list[KeyState] = []
         self.repack = False
 
+    def consume(
+        self, states: list[KeyState], k: int, r: list[Any], pos: int, out: list[Sample]
+    ) -> tuple[int, int]:
+        """Samples for ``states[k:]`` whose replies have all arrived.
+
+        The common case (no error, nothing gone, no extra replies) is read
+        inline: at 100,000 keys a poll, a call per key is most of the cost.
+        Returns the next key index and reply position.
+        """
+        has_idle, now, got, count = self.has_idle, self.now, len(r), len(states)
+        while k < count:
+            st = states[k]
+            end = pos + st.n
+            if end > got:
+                break
+            idle = r[pos] if has_idle else None
+            size = r[pos + has_idle] if st.sized else 1
+            ttl = r[end - 1]
+            if not (
+                st.plain and type(ttl) is int and ttl != -2 and type(size) is int
+            ) or (has_idle and type(idle) is not int):
+                sample = self.read(st, r, pos)
+                if sample is not None:
+                    out.append(sample)
+                pos, k = end, k + 1
+                continue
+            if idle is not None:
+                seen, before = st.seen, st.idle
+                st.seen = now
+                if seen is None or before is None:
+                    pass
+                elif st.touch:
+                    # Limitation: on Redis < 7.2 our size reads reset the LRU
+                    # clock, so a read by others within ~1 s of ours that does
+                    # not change the size goes unseen.
+                    if idle + LRU_SLACK >= now - seen and size == st.depth:
+                        idle = before + now - seen  # only we touched it
+                elif st.kind is Kind.STRING and idle + LRU_SLACK < now - seen:
+                    self.refresh.append(st)  # written since we looked: size again
+                st.idle = idle
+            st.gone_at = None
+            st.depth = size
+            expires = ttl / 1000 if ttl >= 0 else None
+            out.append(
+                Sample(st.name, st.kind, size, None, None, None, None, None, None,
+                       st.bytes, expires, idle, True, ttl >= 0, None)
+            )  # fmt: skip
+            pos, k = end, k + 1
+        return k, pos
+
     def read(self, st: KeyState, r: list[Any], i: int) -> Sample | None:
         """The sample for ``st`` from replies ``r[i:i + st.n]``."""
-        cols = self.cols
-        idle = r[i] if cols.idle else None
-        i += cols.idle
+        end = i + st.n
+        idle = r[i] if self.has_idle else None
+        i += self.has_idle
         size: Any = 1
         if st.kind in SIZES:
             size, i = r[i], i + 1
         ttl = r[i]
-        extra = r[i + 1] if st.n > i + 1 - (i - i) and i + 1 < len(r) else None
+        extra = r[i + 1] if i + 1 < end else None
         if type(idle) is ReplyError:
             idle = self._refuse("idle", "OBJECT IDLETIME", idle)
         if type(ttl) is ReplyError:
             ttl = self._refuse("ttl", "PTTL", ttl)
-        elif not cols.ttl:
+        elif not self.has_ttl:
             ttl = -1 if ttl else -2
         if type(size) is ReplyError:
             self._wrong_type(st, size)
@@ -148,13 +220,14 @@ class Reading:
         if ttl is not None and ttl >= 0:
             sample.ttl = ttl / 1000
             sample.bounded = True
-        sample.idle = self._idle(st, idle)
+        sample.idle = self._idle(st, idle, size)
+        st.depth = size
         if st.kind is Kind.STRING:
             sample.bytes = st.bytes
         elif st.kind is Kind.ZSET:
             self._top(sample, extra)
-        elif st.kind is Kind.STREAM and cols.xinfo:
-            self._groups(st, sample, extra)
+        elif st.kind is Kind.STREAM and extra is not None:
+            self._groups(sample, extra)
         return sample
 
     def _refuse(self, column: str, command: str, error: object) -> None:
@@ -182,20 +255,23 @@ class Reading:
         # A one-off key is reported missing once, so its family counts it gone.
         return Sample(st.name, st.kind, 0, present=False)
 
-    def _idle(self, st: KeyState, reported: Any) -> float | None:
+    def _idle(self, st: KeyState, reported: Any, depth: int) -> float | None:
         """Idle seconds as others see it, even where qwatch's reads touch."""
         if reported is None:
             return None
         idle = float(reported)
         seen, st.seen = st.seen, self.now
-        if seen is not None and st.idle is not None and st.touches(self.cols):
+        if seen is not None and st.idle is not None and st.touch:
             since = self.now - seen
             # Idle at least as long as our last read: nobody else came by.
-            if idle + LRU_SLACK >= since:
+            if idle + LRU_SLACK >= since and depth == st.depth:
                 idle = st.idle + since
-        elif st.kind is Kind.STRING and st.idle is not None and seen is not None:
-            if idle + LRU_SLACK < self.now - seen:
-                self.refresh.append(st)
+        elif (
+            st.kind is Kind.STRING
+            and seen is not None
+            and idle + LRU_SLACK < (self.now - seen)
+        ):
+            self.refresh.append(st)  # written since we last looked: size again
         st.idle = idle
         return idle
 
@@ -207,7 +283,7 @@ class Reading:
         if scheduled(score, self.wall):
             sample.bounded = True
 
-    def _groups(self, st: KeyState, sample: Sample, groups: Any) -> None:
+    def _groups(self, sample: Sample, groups: Any) -> None:
         if type(groups) is ReplyError:
             if "no such key" not in str(groups):
                 self._refuse("xinfo", "XINFO GROUPS", groups)
@@ -235,8 +311,18 @@ def scheduled(score: float, now: float) -> bool:
     return False
 
 
-def read_bytes(states: Iterable[KeyState], replies: list[Any]) -> None:
-    """Store string sizes from MEMORY USAGE (or STRLEN) replies."""
+def read_bytes(
+    states: Iterable[KeyState], replies: list[Any], cols: Columns
+) -> list[KeyState]:
+    """Store string sizes; returns the keys to ask again with STRLEN."""
+    failed = []
     for st, reply in zip(states, replies, strict=True):
         if isinstance(reply, int):
             st.bytes = reply
+        elif type(reply) is ReplyError:
+            failed.append((st, reply))
+    if not failed or not cols.memory:
+        return []
+    # MEMORY USAGE is refused: fall back to STRLEN, which touches the key.
+    cols.refuse("memory", "MEMORY USAGE", failed[0][1])
+    return [st for st, _ in failed]

@@ -9,14 +9,14 @@ the server and the parser work at the same time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import hiredis
-from redis.connection import SSLConnection, parse_url
-
 from qwatch.adapters.base import TargetError
+from redis.connection import SSLConnection, parse_url
 
 ReplyError = hiredis.ReplyError
 READ_SIZE = 1 << 18
@@ -126,7 +126,5 @@ class Wire:
         self._parser = hiredis.Reader()
         if writer is not None:
             writer.close()
-            try:
+            with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
-            except (OSError, ConnectionError):
-                pass

@@ -46,6 +46,9 @@ RESULT_KINDS = frozenset({Kind.STRING, Kind.HASH})
 for these, expiring instead of deleting is offered."""
 
 
+_PLACEHOLDER = re.compile(r"\{(?:uuid|hex|id|n)\}")
+
+
 class ReadOnlyError(ActionError):
     """The target is read-only; the action was refused."""
 
@@ -79,9 +82,7 @@ class Guard:
             audit.record(action, self.target, queue, 0, outcome="refused")
         except ActionError as exc:
             log.warning("%s", exc)
-        raise ReadOnlyError(
-            f"{self.label} is read-only ({self.why}): {action} refused"
-        )
+        raise ReadOnlyError(f"{self.label} is read-only ({self.why}): {action} refused")
 
 
 @dataclass(slots=True)
@@ -141,8 +142,9 @@ def is_glob(pattern: str) -> bool:
 
 
 def is_family_pattern(pattern: str) -> bool:
-    """True when ``pattern`` names a family (a glob, or ``{uuid}``-style)."""
-    return is_glob(pattern) or pattern_of(pattern) != pattern or "{" in pattern
+    """True when ``pattern`` names a family: a glob, or holds ``{uuid}``-style
+    placeholders."""
+    return is_glob(pattern) or _PLACEHOLDER.search(pattern) is not None
 
 
 def is_member(pattern: str, name: str) -> bool:
@@ -219,18 +221,28 @@ async def purge(
     guard.check(action, plan.what)
     if expire is not None and not adapter.can_expire:
         raise ActionError(f"{adapter.label}: cannot set a TTL here; purge instead")
-    names = [n for n in plan.names if n == plan.what or is_member(plan.what, n)]
+    names = [n for n in plan.names if _belongs(plan, n)]
     if len(names) != len(plan.names):
         raise ActionError(f"plan for {plan.what!r} holds names outside the family")
     audit.record(action, guard.target, plan.what, len(names), outcome="started")
     outcome = PurgeOutcome(PurgeResult())
     try:
-        await _purge_batches(adapter, plan, names, outcome, progress, cancel, expire, batch)
+        await _purge_batches(
+            adapter, plan, names, outcome, progress, cancel, expire, batch
+        )
     except BaseException:
         _record_purge(action, guard, plan, outcome, "failed")
         raise
-    _record_purge(action, guard, plan, outcome, "cancelled" if outcome.cancelled else "done")
+    _record_purge(
+        action, guard, plan, outcome, "cancelled" if outcome.cancelled else "done"
+    )
     return outcome
+
+
+def _belongs(plan: PurgePlan, name: str) -> bool:
+    """Checked again right before deleting: nothing outside the plan's queue
+    or family may ever reach the adapter."""
+    return is_member(plan.what, name) if plan.family else name == plan.what
 
 
 async def _purge_batches(
@@ -246,16 +258,28 @@ async def _purge_batches(
     done = 0
     for start in range(0, len(names), batch):
         if cancel is not None and cancel.is_set():
-            outcome.cancelled, outcome.untouched = True, len(names) - start
-            return
+            break
         chunk = names[start : start + batch]
         expected = {n: plan.expected[n] for n in chunk if n in plan.expected}
-        step = _offset(progress, done)
-        got = await adapter.purge(chunk, expected, step, cancel, expire)
+        got = await adapter.purge(
+            chunk, expected, _offset(progress, done), cancel, expire
+        )
         _merge(outcome.result, got)
         done += len(chunk)
         if progress is not None:
             progress(done)
+    _settle_cancel(outcome, len(names), cancel)
+
+
+def _settle_cancel(
+    outcome: PurgeOutcome, planned: int, cancel: asyncio.Event | None
+) -> None:
+    """Count names a cancel kept us from; adapters may list them as skipped."""
+    result = outcome.result
+    for name in [n for n, why in result.skipped.items() if why == "cancelled"]:
+        del result.skipped[name]
+    outcome.untouched = planned - len(result.deleted) - len(result.skipped)
+    outcome.cancelled = outcome.untouched > 0 and cancel is not None and cancel.is_set()
 
 
 def _offset(progress: Progress | None, done: int) -> Progress | None:

@@ -42,7 +42,9 @@ def ensure_writable() -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
     except OSError as exc:
-        raise ActionError(f"cannot write the audit log {path}: {exc.strerror}") from None
+        raise ActionError(
+            f"cannot write the audit log {path}: {exc.strerror}"
+        ) from None
     return path
 
 

@@ -28,6 +28,11 @@ from qwatch.adapters.base import ActionError, Item, mask_url
 
 log = logging.getLogger(__name__)
 
+# Tags for meta values JSON cannot hold; named so no adapter's own tagging
+# (RabbitMQ's "$bytes", "$time") is mistaken for ours.
+BYTES_TAG = "$qwatch.bytes"
+TIME_TAG = "$qwatch.time"
+
 FORMAT = "qwatch-drain/1"
 """The header's ``format`` value; readers refuse anything else."""
 
@@ -77,6 +82,18 @@ class DrainWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def ensure_new(path: Path) -> None:
+    """Fail early, before any server is touched, when ``path`` is taken.
+
+    Raises:
+        ActionError: the file exists or its folder does not.
+    """
+    if path.exists():
+        raise ActionError(f"{path} already exists; choose another file")
+    if not path.parent.is_dir():
+        raise ActionError(f"cannot create {path}: no folder {path.parent}")
 
 
 def header(source: str, queue: str) -> dict[str, Any]:
@@ -129,9 +146,9 @@ def _line(data: dict[str, Any]) -> bytes:
 def _plain(value: Any) -> Any:
     """Meta made JSON-safe, tagging bytes and times so they read back typed."""
     if isinstance(value, bytes | bytearray | memoryview):
-        return {"$b64": base64.b64encode(bytes(value)).decode()}
+        return {BYTES_TAG: base64.b64encode(bytes(value)).decode()}
     if isinstance(value, datetime):
-        return {"$time": value.isoformat()}
+        return {TIME_TAG: value.isoformat()}
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -144,10 +161,12 @@ def _plain(value: Any) -> Any:
 
 def _typed(value: Any) -> Any:
     if isinstance(value, dict):
-        if len(value) == 1 and "$b64" in value:
-            return base64.b64decode(value["$b64"])
-        if len(value) == 1 and "$time" in value:
-            return datetime.fromisoformat(value["$time"])
+        tag, raw = next(iter(value.items()), (None, None))
+        if len(value) == 1 and isinstance(raw, str):
+            if tag == BYTES_TAG:
+                return base64.b64decode(raw)
+            if tag == TIME_TAG:
+                return datetime.fromisoformat(raw)
         return {k: _typed(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_typed(v) for v in value]

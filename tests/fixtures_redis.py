@@ -6,13 +6,15 @@ only touch keys under their own prefix.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,48 @@ _db_counter = iter(range(1, 10_000))
 def _next_db() -> int:
     # Redis has 16 databases by default; DB 0 is left for the session.
     return 1 + next(_db_counter) % 15
+
+
+@contextlib.contextmanager
+def start_redis(folder: Path, renamed: Sequence[str] = ()) -> Iterator[str]:
+    """A second throwaway redis-server, with ``renamed`` commands disabled.
+
+    A command renamed to "" is refused the way a managed Redis refuses it.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed")
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(folder)]
+    for command in renamed:
+        args += ["--rename-command", command, ""]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_until(answers)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(10)
+
+
+async def wait_until_async(
+    check: Callable[[], Awaitable[object]], polls: int = 100, every: float = 0.0
+) -> object:
+    """Await ``check`` until it is truthy, at most ``polls`` times."""
+    for _ in range(polls):
+        value = await check()
+        if value:
+            return value
+        if every:
+            await asyncio.sleep(every)
+    raise AssertionError(f"condition not met after {polls} tries")

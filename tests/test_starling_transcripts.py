@@ -24,7 +24,7 @@ from qwatch.starling import ServerThread
 FOLDER = Path(__file__).parent / "starling_transcripts"
 QUIET = 0.4
 """Seconds of silence that stand for the recordings' "nothing came"."""
-GRACE = 0.1
+GRACE = 0.05
 """Seconds to wait after a reply looks complete, to catch extra bytes."""
 
 
@@ -55,7 +55,9 @@ class Client:
         deadline = time.monotonic() + limit
         while got.count(b"\r\n") < count:
             if time.monotonic() > deadline:
-                raise AssertionError(f"reply incomplete after {limit} s: {got[-200:]!r}")
+                raise AssertionError(
+                    f"reply incomplete after {limit} s: {got[-200:]!r}"
+                )
             self.sock.settimeout(max(0.01, deadline - time.monotonic()))
             chunk = self.sock.recv(1 << 16)
             if not chunk:
@@ -210,14 +212,17 @@ def test_limit_recording_with_the_real_descriptor_cap(replay) -> None:  # type: 
     first_kept = doc["steps"][0]["set_number"]
     conn = session.conn(1)
     batch = b"".join(
-        b"set %s 0 0 14\r\n%s\r\n" % (_fill_name(n), value) for n in range(1, first_kept)
+        b"set %s 0 0 14\r\n%s\r\n" % (_fill_name(n), value)
+        for n in range(1, first_kept)
     )
     conn.send(batch)
     assert conn.read_lines(first_kept - 1) == b"STORED\r\n" * (first_kept - 1)
     for step in doc["steps"]:
         if "set_number" in step:
-            assert step["send"].encode("latin-1").startswith(
-                b"set " + _fill_name(step["set_number"])
+            assert (
+                step["send"]
+                .encode("latin-1")
+                .startswith(b"set " + _fill_name(step["set_number"]))
             )
         session.run(step)
     folder = Path(session.server.server.journal_dir)

@@ -27,6 +27,8 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
 measured again when values change."""
 
 BLOCKS = "▁▂▃▄▅▆▇█"
+SPARK = 16
+"""Points in a trend sparkline (the trend column's width)."""
 
 VERDICT_STYLE = {
     Verdict.LEAK: "bold red",
@@ -50,7 +52,7 @@ class NameText(Text):
         self.row_key = row_key
 
 
-def sparkline(values: list[int], width: int = 16) -> str:
+def sparkline(values: list[int], width: int = SPARK) -> str:
     """Unicode blocks for the newest ``width`` values, scaled min to max."""
     values = values[-width:]
     if not values:

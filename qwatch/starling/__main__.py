@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -19,7 +18,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=22122, help="0 picks a free one")
-    parser.add_argument("--journal", default=None, help="journal folder (default: temp)")
+    parser.add_argument(
+        "--journal", default=None, help="journal folder (default: temp)"
+    )
     parser.add_argument("--max-fds", type=int, default=4096)
     parser.add_argument("--reserved-fds", type=int, default=9)
     parser.add_argument(
@@ -33,11 +34,19 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    server = StarlingServer(
-        args.host, args.port, args.journal, args.max_fds, args.reserved_fds,
-        args.stats_cost,
-    )  # fmt: skip
-    await server.start()
+    try:
+        server = StarlingServer(
+            args.host, args.port, args.journal, args.max_fds, args.reserved_fds,
+            args.stats_cost,
+        )  # fmt: skip
+    except OSError as exc:
+        raise _Fatal(f"journal folder {args.journal}: {exc.strerror}") from None
+    try:
+        await server.start()
+    except OSError as exc:
+        await server.stop()
+        where = f"{args.host}:{args.port}"
+        raise _Fatal(f"cannot listen on {where}: {exc.strerror}") from None
     # The launcher reads this line to learn the port (useful with --port 0).
     print(f"starling listening on {server.host}:{server.port}", flush=True)
     stop = asyncio.Event()
@@ -48,18 +57,19 @@ async def _serve(args: argparse.Namespace) -> None:
     await server.stop()
 
 
+class _Fatal(Exception):
+    """A setting the server cannot run with; the message is the one line shown."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run until SIGTERM or Ctrl-C; a bad setting is one line and exit 2."""
+    """Run until SIGTERM or Ctrl-C; a bad setting is one line and a non-zero exit."""
     args = _args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         asyncio.run(_serve(args))
-    except OSError as exc:
-        print(f"starling: cannot listen on {args.host}:{args.port}: {exc.strerror}",
-              file=sys.stderr)  # fmt: skip
+    except _Fatal as exc:
+        print(f"starling: {exc}", file=sys.stderr)
         return 1
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
     return 0
 
 

@@ -65,6 +65,7 @@ class StarlingServer:
         self.port = port
         self._own_dir = journal_dir is None
         self.journal_dir = journal_dir or tempfile.mkdtemp(prefix="starling-")
+        os.makedirs(self.journal_dir, exist_ok=True)
         self.max_fds = max_fds
         self.reserved_fds = reserved_fds
         self.stats_cost = stats_cost

@@ -1,0 +1,183 @@
+"""One RabbitMQ poll of 5,000 queues against its peers, measured in the same run.
+
+Creates a private vhost with N queues (every tenth holding a message), then
+times, round by round and interleaved so drift hits all alike:
+
+* one full ``RabbitAdapter.poll()`` (management API, columns, samples built);
+* one plain ``GET /api/queues/<vhost>?columns=...`` of the same columns
+  (fetch only, and fetch plus JSON decode);
+* ``rabbitmqctl list_queues -p <vhost> name messages consumers``.
+
+HTTP steps run in a shuffled order each round; rabbitmqctl runs after them.
+The broker's own CPU dominates every figure, so run it on a quiet machine;
+ratios of medians and of minimums are both printed.
+
+Prints medians and the ratios; the goal is poll / plain GET <= 1.2. The vhost
+is deleted afterwards.
+
+Usage: ``python bench/bench_rabbit.py [--queues 5000] [--rounds 12]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+import aio_pika
+import httpx
+from qwatch.adapters.rabbitmq import RabbitAdapter
+from qwatch.adapters.rabbitmq_http import QUEUE_COLUMNS
+
+AMQP = os.environ.get("QWATCH_TEST_RABBIT_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+API = os.environ.get("QWATCH_TEST_RABBIT_API", "http://127.0.0.1:15672")
+AUTH = ("guest", "guest")
+
+
+async def create_queues(vhost: str, count: int, channels: int = 16) -> None:
+    """Declare ``count`` queues on several channels at once."""
+    conn = await aio_pika.connect(f"{AMQP}/{quote(vhost, safe='')}")
+    names = iter(range(count))
+
+    async def worker() -> None:
+        channel = await conn.channel(publisher_confirms=False)
+        for n in names:
+            name = f"bench.{n:05d}"
+            await channel.declare_queue(name)
+            if n % 10 == 0:
+                await channel.default_exchange.publish(aio_pika.Message(b"x"), name)
+        await channel.close()
+
+    await asyncio.gather(*(worker() for _ in range(channels)))
+    await conn.close()
+
+
+async def wait_listed(api: httpx.AsyncClient, vhost: str, count: int) -> None:
+    """Until the API lists every queue with its message count (stats caught up)."""
+    path = f"/api/queues/{quote(vhost, safe='')}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        rows = (await api.get(path, params={"columns": "name,messages"})).json()
+        if len(rows) == count and all("messages" in r for r in rows):
+            return
+        await asyncio.sleep(1)
+    raise SystemExit("queues never all showed up in the management API")
+
+
+async def timed(step: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await step()
+    return time.perf_counter() - started
+
+
+def ctl_step(vhost: str) -> Callable[[], Awaitable[object]]:
+    binary = shutil.which("rabbitmqctl")
+
+    async def run() -> object:
+        if binary is None:
+            return None
+        cmd = [
+            binary,
+            "-q",
+            "list_queues",
+            "-p",
+            vhost,
+            "name",
+            "messages",
+            "consumers",
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        return await proc.wait()
+
+    return run
+
+
+async def measure(vhost: str, rounds: int) -> dict[str, list[float]]:
+    adapter = RabbitAdapter(f"{AMQP}/{quote(vhost, safe='')}", {"management_url": API})
+    await adapter.connect()
+    path = f"/api/queues/{quote(vhost, safe='')}"
+    params = {"columns": ",".join(QUEUE_COLUMNS)}
+    times: dict[str, list[float]] = {"poll": [], "get": [], "get+json": [], "ctl": []}
+    async with httpx.AsyncClient(base_url=API, auth=AUTH, timeout=120) as api:
+
+        async def fetch() -> object:
+            return (await api.get(path, params=params)).content
+
+        async def fetch_json() -> object:
+            return (await api.get(path, params=params)).json()
+
+        steps = {"poll": adapter.poll, "get": fetch, "get+json": fetch_json}
+        for step in steps.values():  # warm connections and caches once
+            await step()
+        shuffle = random.Random(5000).shuffle
+        for _ in range(rounds):
+            # A fresh order each round, so no step always follows another
+            order = list(steps)
+            shuffle(order)
+            for label in order:
+                times[label].append(await timed(steps[label]))
+    # rabbitmqctl starts an Erlang node; its CPU spike would slow whatever
+    # came next, so it is timed in a phase of its own.
+    ctl = ctl_step(vhost)
+    for _ in range(rounds):
+        times["ctl"].append(await timed(ctl))
+    snap = await adapter.poll()
+    await adapter.close()
+    print(f"poll saw {len(snap.queues)} queues")
+    return times
+
+
+async def main(count: int, rounds: int) -> None:
+    vhost = f"qwatch-bench-{uuid.uuid4().hex[:8]}"
+    seg = quote(vhost, safe="")
+    async with httpx.AsyncClient(base_url=API, auth=AUTH, timeout=120) as api:
+        (await api.put(f"/api/vhosts/{seg}")).raise_for_status()
+        try:
+            perms = {"configure": ".*", "write": ".*", "read": ".*"}
+            await api.put(f"/api/permissions/{seg}/{AUTH[0]}", json=perms)
+            started = time.perf_counter()
+            await create_queues(vhost, count)
+            print(f"created {count} queues in {time.perf_counter() - started:.1f} s")
+            await wait_listed(api, vhost, count)
+            report(await measure(vhost, rounds))
+        finally:
+            await api.delete(f"/api/vhosts/{seg}")
+
+
+def report(times: dict[str, list[float]]) -> None:
+    med = {label: statistics.median(values) for label, values in times.items()}
+    for label, value in med.items():
+        fastest = min(times[label]) * 1000
+        print(
+            f"{label:>9}: median {value * 1000:7.1f} ms, min {fastest:7.1f} ms"
+            f" over {len(times[label])}"
+        )
+    low = {label: min(values) for label, values in times.items()}
+    for peer, text in (
+        ("get", "plain GET"),
+        ("get+json", "GET + JSON"),
+        ("ctl", "rabbitmqctl"),
+    ):
+        print(
+            f"poll / {text:<12} = {med['poll'] / med[peer]:.2f} (medians), "
+            f"{low['poll'] / low[peer]:.2f} (minimums)"
+        )
+    print("goal: poll / plain GET <= 1.2")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queues", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=12)
+    args = parser.parse_args()
+    asyncio.run(main(args.queues, args.rounds))
