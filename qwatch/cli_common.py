@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from qwatch.adapters.base import TargetError
-from qwatch.settings import Thresholds
-from qwatch.targets import TargetSpec, find_local, parse_duration, parse_url
+from qwatch.config import load_config
+from qwatch.layers import Settings, read_env, resolve, settings_from
+from qwatch.targets import TargetSpec, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +49,11 @@ def target_options(func: F) -> F:
             help="Extra family pattern, e.g. 'rpc-reply-*' (repeatable).",
         ),
         click.option(
+            "--config", "config_path",
+            type=click.Path(dir_okay=False, path_type=Path), default=None,
+            help="qwatch.toml to read (also QWATCH_CONFIG).",
+        ),
+        click.option(
             "--log-file", type=click.Path(dir_okay=False, path_type=Path),
             default=None, help="Write the log here (the dashboard never prints).",
         ),
@@ -56,37 +63,33 @@ def target_options(func: F) -> F:
     return func
 
 
-def resolve_specs(
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What a watching command needs once every settings layer is applied."""
+
+    settings: Settings
+    specs: list[TargetSpec]
+
+
+def load_run(
     targets: tuple[str, ...],
-    interval: float | None,
-    window: float | None,
-    stall_after: float | None,
-    patterns: tuple[str, ...] = (),
-) -> list[TargetSpec]:
-    """Turn command-line targets and flags into target specs.
+    config_path: Path | None = None,
+    **flags: Any,
+) -> Run:
+    """Targets and settings from flags over ``QWATCH_*`` over qwatch.toml.
+
+    ``targets`` may name config targets or be URLs; ``flags`` are the
+    command's own options, None (or empty) where not given.
 
     Raises:
+        ConfigError: the file, a variable or a flag is wrong (one line).
         TargetError: a URL is malformed, or none was given and none answered.
     """
-    urls = [parse_url(t) for t in targets] or [find_local()]
-    th = Thresholds()
-    changes: dict[str, Any] = {}
-    if window is not None:
-        changes["window"] = window
-    if stall_after is not None:
-        changes["stall_after"] = stall_after
-    try:
-        th = Thresholds(**{**_fields(th), **changes})
-    except ValueError as exc:
-        raise TargetError(str(exc)) from None
-    return [
-        TargetSpec(url=u, interval=interval or 5.0, thresholds=th, patterns=patterns)
-        for u in urls
-    ]
-
-
-def _fields(th: Thresholds) -> dict[str, Any]:
-    return {name: getattr(th, name) for name in th.__slots__}
+    env_path = os.environ.get("QWATCH_CONFIG")
+    path = config_path or (Path(env_path) if env_path else None)
+    config = load_config(path)
+    env = read_env(os.environ)
+    return Run(settings_from(config, env, flags), resolve(targets, config, env, flags))
 
 
 def setup_logging(path: Path | None, default: Path | None = None) -> None:

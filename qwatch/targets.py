@@ -36,6 +36,8 @@ class TargetSpec:
     options: dict[str, Any] = field(default_factory=dict)
     patterns: tuple[str, ...] = ()
     """Explicit family patterns (fnmatch) for this target."""
+    ignore: tuple[str, ...] = ()
+    """Queue names (fnmatch) this target never tracks."""
 
     @property
     def label(self) -> str:
@@ -86,7 +88,9 @@ def build_watch(spec: TargetSpec) -> Watch:
     from qwatch.families import Families
 
     adapter = adapter_for(spec.url, spec.options)
-    tracker = Tracker(spec.label, spec.thresholds, Families(spec.patterns))
+    tracker = Tracker(
+        spec.label, spec.thresholds, Families(spec.patterns), ignore=spec.ignore
+    )
     return Watch(spec.label, adapter, tracker, spec.interval)
 
 

@@ -6,9 +6,11 @@ check`` and the exporter all read the same rows, so they always agree.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from fnmatch import translate
 
 from qwatch.families import Families
 from qwatch.history import History, Point
@@ -67,8 +69,11 @@ class Tracker:
         target: str,
         thresholds: Thresholds | None = None,
         families: Families | None = None,
+        ignore: Iterable[str] = (),
     ) -> None:
         self.target = target
+        self.ignore = _matcher(ignore)
+        """Names never tracked (config ``ignore``), or None to keep all."""
         self.th = thresholds or Thresholds()
         self.families = families or Families()
         self.queues: dict[str, History] = {}
@@ -93,7 +98,10 @@ class Tracker:
         moved: dict[str, float] = {}
         limit = self.th.history
         queues = self.queues
+        ignored = self.ignore
         for sample in snap.queues:
+            if ignored is not None and ignored(sample.name):
+                continue
             history = queues.get(sample.name)
             if history is None:
                 history = queues[sample.name] = History(limit)
@@ -294,3 +302,10 @@ def _family_kind(samples: Iterable[Sample | None]) -> str:
         if sample is not None:
             return sample.kind.value
     return Kind.OTHER.value
+
+
+def _matcher(patterns: Iterable[str]) -> Callable[[str], object] | None:
+    """One compiled test for many fnmatch patterns: ignore lists are checked
+    against every name of every poll."""
+    parts = [translate(p) for p in patterns]
+    return re.compile("|".join(parts)).match if parts else None
