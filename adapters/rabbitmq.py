@@ -30,7 +30,7 @@ from qwatch.adapters.rabbitmq_amqp import AmqpLink, action_error_text
 from qwatch.adapters.rabbitmq_http import ManagementApi, Unreachable
 from qwatch.adapters.rabbitmq_purge import purge_queues
 from qwatch.adapters.rabbitmq_samples import sample_from, server_facts
-from qwatch.adapters.rabbitmq_target import RabbitTarget
+from qwatch.adapters.rabbitmq_target import RabbitTarget, target_options
 
 from qwatch.model import Kind, Sample, Snapshot
 
@@ -46,9 +46,11 @@ NODE_EVERY = 30.0
 class RabbitAdapter(Adapter):
     """A RabbitMQ broker: ``amqp://user:pass@host:5672/vhost`` or ``amqps://``.
 
-    Options: ``management_url``, ``vhost``, ``queues`` (watched over AMQP
-    when the management API is down), ``stats_interval``, ``page_size``,
-    ``verify_tls``.
+    Options (in qwatch.toml or as URL query keys, see
+    :mod:`~qwatch.adapters.rabbitmq_target`): ``management_url``, ``vhost``,
+    ``queues`` (watched over AMQP when the management API is down),
+    ``stats_interval``, ``page_size``, ``verify_tls``, ``cafile``,
+    ``certfile``, ``keyfile``.
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("amqp", "amqps")
@@ -62,7 +64,7 @@ class RabbitAdapter(Adapter):
     min_interval: ClassVar[float] = STATS_INTERVAL
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
-        super().__init__(url, options)
+        super().__init__(url, target_options(url, options or {}))
         self.target = RabbitTarget.parse(url, self.options)
         self.stats_interval = float(self.options.get("stats_interval", STATS_INTERVAL))
         self.amqp = AmqpLink(self.target)
@@ -83,7 +85,7 @@ class RabbitAdapter(Adapter):
             self.target.management_url,
             self.target.user,
             self.target.password,
-            verify=self.target.verify_tls,
+            verify=self.target.http_verify(),
             timeout=httpx.Timeout(30.0, connect=5.0),
             page_size=self.options.get("page_size"),
         )
@@ -174,19 +176,29 @@ class RabbitAdapter(Adapter):
             vhost, queue = self._locate(str(name))
             by_vhost.setdefault(vhost, []).append((str(name), queue))
         samples: list[Sample] = []
+        unseen: list[str] = []
         for vhost, pairs in by_vhost.items():
             counts = await self.amqp.declare_counts(vhost, [q for _, q in pairs])
-            samples += [_declared(name, counts.get(queue)) for name, queue in pairs]
+            for name, queue in pairs:
+                found = counts.get(queue)
+                if isinstance(found, str):
+                    unseen.append(f"{name} ({found})")
+                else:
+                    samples.append(_declared(name, found))
         # Limitation: a passive declare counts as use of the queue, so it
         # renews an x-expires lease; only queues named in config are declared.
-        note = (
+        notes = [
             f"management API unreachable ({why}): only the {len(samples)} named "
             "queues are watched, by AMQP passive declare; ready counts and "
             "consumers only: no unacked, rates, idle time, arguments, node memory "
             "or other queues"
-        )
+        ]
+        if unseen:
+            notes.append("refused a passive declare: " + ", ".join(unseen))
         server = {"source": "AMQP passive declare", "queues": len(samples)}
-        return Snapshot(at, samples, server, [note])
+        # complete=False: queues missing here are unseen, not gone, so the
+        # tracker must not count families as emptied by consumers.
+        return Snapshot(at, samples, server, notes, complete=False)
 
     def _locate(self, name: str) -> tuple[str, str]:
         return self._where.get(name) or self.target.split(name)

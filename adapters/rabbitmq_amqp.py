@@ -29,6 +29,13 @@ several reach 6-7k/s."""
 
 Counts = tuple[int, int]
 """(ready messages, consumers) from a passive declare."""
+Declared = Counts | str | None
+"""Counts; None when the queue does not exist; a reason when it is unreadable."""
+REFUSALS = {
+    aiormq.exceptions.ChannelLockedResource: "exclusive to another connection",
+    aiormq.exceptions.ChannelAccessRefused: "no permission on it",
+}
+"""Refusals of a passive declare that leave the queue existing but unseen."""
 
 
 class AmqpLink:
@@ -83,15 +90,16 @@ class AmqpLink:
 
     async def declare_counts(
         self, vhost: str, queues: Iterable[str]
-    ) -> dict[str, Counts | None]:
-        """Ready count and consumers of each named queue; None when missing.
+    ) -> dict[str, Declared]:
+        """Ready count and consumers of each named queue (see :data:`Declared`).
 
-        Passive declares run on several channels at once; a missing queue
-        makes the broker close its channel, so that worker opens another.
+        Passive declares run on several channels at once; a missing or
+        refused queue makes the broker close its channel, so that worker
+        opens another.
         """
         conn = await self.connection(vhost)
         names = list(dict.fromkeys(queues))
-        found: dict[str, Counts | None] = {}
+        found: dict[str, Declared] = {}
         todo = iter(names)
         workers = min(DECLARE_CHANNELS, len(names))
         await asyncio.gather(
@@ -108,7 +116,7 @@ class AmqpLink:
 
 
 async def _declare_worker(
-    conn: AbstractConnection, todo: Iterator[str], found: dict[str, Counts | None]
+    conn: AbstractConnection, todo: Iterator[str], found: dict[str, Declared]
 ) -> None:
     chan = await conn.channel(publisher_confirms=False)
     raw = await chan.get_underlay_channel()
@@ -116,8 +124,8 @@ async def _declare_worker(
         for name in todo:
             try:
                 ok = await raw.queue_declare(name, passive=True)
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                found[name] = None
+            except (aiormq.exceptions.ChannelNotFoundEntity, *REFUSALS.keys()) as exc:
+                found[name] = REFUSALS.get(type(exc))
                 await _quiet_close(chan)
                 chan = await conn.channel(publisher_confirms=False)
                 raw = await chan.get_underlay_channel()

@@ -8,6 +8,7 @@ instead of pages (each page makes the broker list and sort every queue again).
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -44,6 +45,8 @@ QUEUE_COLUMNS = (
 """Every queue field qwatch reads; nothing else is fetched."""
 
 NODE_COLUMNS = ("name", "mem_used", "mem_limit", "mem_alarm", "uptime", "running")
+DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+"""Errors of a connection that was open and is no more."""
 MAX_PAGE = 500
 """The management API refuses larger pages."""
 
@@ -66,8 +69,8 @@ class ManagementApi:
         base_url: str,
         user: str,
         password: str,
-        verify: bool = True,
-        timeout: float = 30.0,
+        verify: ssl.SSLContext | bool = True,
+        timeout: float | httpx.Timeout = 30.0,
         page_size: int | None = None,
     ) -> None:
         base, auth = _split_auth(base_url, (user, password))
@@ -83,12 +86,7 @@ class ManagementApi:
 
     async def get(self, path: str, **params: Any) -> Any:
         """GET one endpoint and decode its JSON; errors become one line."""
-        try:
-            response = await self._client.get(path, params=params or None)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise Unreachable(f"{self.base_url}: {_why(exc)}") from None
-        except httpx.HTTPError as exc:
-            raise TargetError(f"{self.base_url}{path}: {_why(exc)}") from None
+        response = await self._send(path, params)
         if response.status_code == 401:
             raise TargetError(f"{self.base_url}: login refused (user or password)")
         if response.status_code == 403:
@@ -104,6 +102,21 @@ class ManagementApi:
             return response.json()
         except ValueError:
             raise Unreachable(f"{self.base_url}: answer is not JSON") from None
+
+    async def _send(self, path: str, params: dict[str, Any]) -> httpx.Response:
+        for attempt in (1, 2):
+            try:
+                return await self._client.get(path, params=params or None)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                raise Unreachable(f"{self.base_url}: {_why(exc)}") from None
+            except DROPPED as exc:
+                # A pooled keep-alive connection died with the broker or
+                # its plugin; only a fresh connection tells which it is.
+                if attempt == 2:
+                    raise TargetError(f"{self.base_url}{path}: {_why(exc)}") from None
+            except httpx.HTTPError as exc:
+                raise TargetError(f"{self.base_url}{path}: {_why(exc)}") from None
+        raise AssertionError("unreachable")
 
     async def overview(self) -> dict[str, Any]:
         """Version and statistics settings of the broker."""

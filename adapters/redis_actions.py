@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Sequence
 
 import redis.asyncio as aioredis
 from qwatch.adapters.base import ActionError, Item, ItemSink, Progress, PurgeResult
-from qwatch.adapters.redis_drain import DRAINS, holding
-from qwatch.adapters.redis_items import from_item, peek_items
+from qwatch.adapters.redis_drain import DRAINS, holding, return_held
+from qwatch.adapters.redis_items import from_item, keeps_ids, key_type, peek_items
 from qwatch.adapters.redis_purge import purge_names
 from redis.exceptions import RedisError
 
@@ -38,7 +38,9 @@ class RedisActions:
     can_purge = True
     can_peek = True
     can_expire = True
-    peek_side_effect = "on Redis < 7.2, peeking resets the key's idle time"
+    peek_side_effect = (
+        "peeking resets the key's idle time, so it no longer looks unread"
+    )
     _client: aioredis.Redis | None = None
 
     def client(self) -> aioredis.Redis:
@@ -54,7 +56,7 @@ class RedisActions:
             await client.aclose()
 
     async def _kind(self, queue: str) -> str:
-        kind = (await self.client().type(_key(queue))).decode()
+        kind = await key_type(self.client(), _key(queue))
         if kind == "none":
             raise ActionError(f"{self.label}: no key named {queue!r}")
         return kind
@@ -91,9 +93,9 @@ class RedisActions:
     async def _held_kind(self, queue: str) -> str:
         """The queue's kind; a queue already emptied may still have a holding key."""
         client = self.client()
-        kind = (await client.type(_key(queue))).decode()
+        kind = await key_type(client, _key(queue))
         if kind == "none":
-            kind = (await client.type(holding(_key(queue)))).decode()
+            kind = await key_type(client, holding(_key(queue)))
         if kind == "none":
             raise ActionError(f"{self.label}: no key named {queue!r}")
         return kind
@@ -124,18 +126,31 @@ class RedisActions:
         )
         return result
 
+    async def return_held(self, queue: str) -> int:
+        """Put back into ``queue`` what a killed drain of it left in its
+        holding key; returns how many items."""
+        try:
+            return await return_held(self.client(), _key(queue))
+        except RedisError as exc:
+            raise ActionError(f"{self.label}: {queue!r}: {exc}") from None
+
     async def restore(self, queue: str, items: AsyncIterator[Item]) -> int:
-        """Put items back in order (RPUSH, ZADD, XADD, HSET, SADD or SET)."""
+        """Put items back in order (RPUSH, ZADD, XADD, HSET, SADD or SET);
+        stream entries keep their ids where the stream allows it."""
         client, key, written = self.client(), _key(queue), 0
         batch: list[Item] = []
+        keep: bool | None = None
         try:
             async for item in items:
+                if keep is None:
+                    keep = await keeps_ids(client, key, item)
                 batch.append(item)
                 if len(batch) >= RESTORE_BATCH:
-                    written += await _write(client, key, batch)
+                    written += await _write(client, key, batch, keep)
                     batch = []
-            written += await _write(client, key, batch)
-        except RedisError as exc:
+            written += await _write(client, key, batch, bool(keep))
+        except (RedisError, _Stopped) as exc:
+            written += exc.done if isinstance(exc, _Stopped) else 0
             raise ActionError(
                 f"{self.label}: restore into {queue!r} stopped after {written} "
                 f"items: {exc}"
@@ -144,14 +159,27 @@ class RedisActions:
         return written
 
 
-async def _write(client: aioredis.Redis, key: bytes, batch: list[Item]) -> int:
+async def _write(
+    client: aioredis.Redis, key: bytes, batch: list[Item], keep_ids: bool
+) -> int:
     if not batch:
         return 0
     pipe = client.pipeline(transaction=False)
     for item in batch:
-        from_item(pipe, key, item)
-    await pipe.execute()
+        from_item(pipe, key, item, keep_ids)
+    replies = await pipe.execute(raise_on_error=False)
+    for done, reply in enumerate(replies):
+        if isinstance(reply, Exception):
+            raise _Stopped(done, reply)
     return len(batch)
+
+
+class _Stopped(Exception):
+    """A restore batch failed part way; ``done`` of its items were written."""
+
+    def __init__(self, done: int, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.done = done
 
 
 def _key(name: str) -> bytes:

@@ -9,13 +9,25 @@ end up in both.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import redis.asyncio as aioredis
 from qwatch.adapters.base import Item, ItemSink, Progress
-from qwatch.adapters.redis_items import hash_item, stream_item, string_item
-from redis.exceptions import WatchError
+from qwatch.adapters.redis_items import (
+    command,
+    hash_item,
+    key_type,
+    list_range,
+    stream_item,
+    stream_range,
+    string_item,
+    zset_range,
+)
+from redis.exceptions import RedisError, WatchError
+
+log = logging.getLogger(__name__)
 
 BATCH = 100
 """Items moved to the holding key per round trip."""
@@ -68,26 +80,79 @@ async def drain_list(
     progress: Progress | None,
     cancel: asyncio.Event | None,
 ) -> int:
-    """LMOVE into the holding list, write, then LPOP from the holding list."""
+    """LMOVE into the holding list, write, then LREM from the holding list."""
     count, hold = _Count(limit, progress, cancel), holding(key)
-    await _flush_list(r, hold, sink, count)  # what a killed drain left
-    while want := count.want():
-        pipe = r.pipeline(transaction=False)
-        for _ in range(want):
-            pipe.lmove(key, hold, "LEFT", "RIGHT")
-        if not any(x is not None for x in await pipe.execute()):
-            break
-        await _flush_list(r, hold, sink, count)
+    await _left_over(r, hold, "llen")
+    try:
+        await _flush_list(r, hold, sink, count)  # what a killed drain left
+        while want := count.want():
+            pipe = r.pipeline(transaction=False)
+            for _ in range(want):
+                pipe.execute_command("LMOVE", key, hold, "LEFT", "RIGHT")
+            if not any(x is not None for x in await pipe.execute()):
+                break
+            await _flush_list(r, hold, sink, count)
+    except Exception:
+        await _put_back(r, hold, key, _unhold_list)
+        raise
     return count.done
 
 
 async def _flush_list(
     r: aioredis.Redis, hold: bytes, sink: ItemSink, c: _Count
 ) -> None:
-    for body in await r.lrange(hold, 0, -1):
+    for body in await list_range(r, hold):
         await sink.write(Item(body, {"kind": "list"}))
-        await r.lpop(hold)
+        # LREM of the saved value, not LPOP: a second drain of the same queue
+        # flushing the same holding list then doubles items, never drops one.
+        await command(r, "LREM", hold, 1, body)
         c.one()
+
+
+async def _unhold_list(r: aioredis.Redis, hold: bytes, key: bytes) -> None:
+    """Back to the head of the queue, in order, one atomic LMOVE each."""
+    while await command(r, "LMOVE", hold, key, "RIGHT", "LEFT") is not None:
+        pass
+
+
+async def return_held(r: aioredis.Redis, key: bytes) -> int:
+    """Put back what a killed drain of ``key`` parked; returns how many.
+
+    The items go to the head of the queue, where they were taken from; the
+    one the killed drain was saving may also be in its file.
+    """
+    hold = holding(key)
+    kind = await key_type(r, hold)
+    if kind == "list":
+        held = int(await r.llen(hold))
+        await _unhold_list(r, hold, key)
+    elif kind == "zset":
+        held = int(await r.zcard(hold))
+        await _unhold_zset(r, hold, key)
+    else:
+        return 0
+    log.warning("returned %d items a stopped drain left in %r", held, hold)
+    return held
+
+
+async def _left_over(r: aioredis.Redis, hold: bytes, size: str) -> None:
+    held = await getattr(r, size)(hold)
+    if held:
+        log.warning("%d items a stopped drain left in %r are saved first", held, hold)
+
+
+async def _put_back(
+    r: aioredis.Redis,
+    hold: bytes,
+    key: bytes,
+    unhold: Callable[[aioredis.Redis, bytes, bytes], Awaitable[None]],
+) -> None:
+    """After a failed write, return what the holding key has to the queue, so
+    consumers see it again; if Redis fails too, the next drain saves it."""
+    try:
+        await unhold(r, hold, key)
+    except RedisError as exc:
+        log.error("items stay in %r until the next drain: %s", hold, exc)
 
 
 async def drain_zset(
@@ -101,23 +166,29 @@ async def drain_zset(
     """Move lowest-scored members with their scores to a holding zset in
     MULTI/EXEC (ZPOPMIN would hold them only in memory), write, then ZREM."""
     count, hold = _Count(limit, progress, cancel), holding(key)
-    await _flush_zset(r, hold, sink, count)
-    while want := count.want():
-        if not await _move_zset(r, key, hold, want):
-            break
+    await _left_over(r, hold, "zcard")
+    try:
         await _flush_zset(r, hold, sink, count)
+        while want := count.want():
+            if not await _move_zset(r, key, hold, want):
+                break
+            await _flush_zset(r, hold, sink, count)
+    except Exception:
+        await _put_back(r, hold, key, _unhold_zset)
+        raise
     return count.done
 
 
 async def _move_zset(r: aioredis.Redis, key: bytes, hold: bytes, want: int) -> bool:
+    """Move the ``want`` lowest members with their scores, atomically."""
     async with r.pipeline(transaction=True) as pipe:
         while True:
             try:
                 await pipe.watch(key)
-                pairs = await pipe.zrange(key, 0, want - 1, withscores=True)
+                pairs = await zset_range(pipe, key, want - 1)
                 if not pairs:
                     return False
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.zrem(key, *(m for m, _ in pairs))
                 pipe.zadd(hold, dict(pairs))
                 await pipe.execute()
@@ -126,10 +197,28 @@ async def _move_zset(r: aioredis.Redis, key: bytes, hold: bytes, want: int) -> b
                 continue  # someone changed it between read and move: again
 
 
+async def _unhold_zset(r: aioredis.Redis, hold: bytes, key: bytes) -> None:
+    """Back into the queue with their scores, in one MULTI/EXEC."""
+    async with r.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                await pipe.watch(hold)
+                pairs = await zset_range(pipe, hold)
+                if not pairs:
+                    return
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.zadd(key, dict(pairs))
+                pipe.delete(hold)
+                await pipe.execute()
+                return
+            except WatchError:
+                continue
+
+
 async def _flush_zset(
     r: aioredis.Redis, hold: bytes, sink: ItemSink, c: _Count
 ) -> None:
-    for member, score in await r.zrange(hold, 0, -1, withscores=True):
+    for member, score in await zset_range(r, hold):
         await sink.write(Item(member, {"kind": "zset", "score": score}))
         await r.zrem(hold, member)
         c.one()
@@ -146,7 +235,7 @@ async def drain_stream(
     """XRANGE, write, then XDEL: the entry stays in the stream until saved."""
     count = _Count(limit, progress, cancel)
     while want := count.want():
-        entries = await r.xrange(key, count=want)
+        entries = await stream_range(r, key, want)
         if not entries:
             break
         for entry_id, fields in entries:
@@ -168,9 +257,10 @@ async def drain_hash(
     count = _Count(limit, progress, cancel)
     while want := count.want():
         _, found = await r.hscan(key, 0, count=want)
-        if not found:
+        fields = cast(dict[bytes, bytes], found)
+        if not fields:
             break
-        for field, value in list(found.items())[:want]:
+        for field, value in list(fields.items())[:want]:
             await sink.write(hash_item(field, value))
             await _remove_if(r, key, value, field)
             count.one()
@@ -188,7 +278,7 @@ async def drain_set(
     """Write each member, then SREM it."""
     count = _Count(limit, progress, cancel)
     while want := count.want():
-        members = await r.srandmember(key, want)
+        members = cast(list[bytes], await r.srandmember(key, want))
         if not members:
             break
         for member in members:
@@ -222,18 +312,23 @@ async def _remove_if(
 ) -> None:
     """Delete the saved value only if it is still the same (WATCH/MULTI)."""
     async with r.pipeline(transaction=True) as pipe:
-        await pipe.watch(key)
-        now = await (pipe.hget(key, field) if field is not None else pipe.get(key))
-        if now != value:
-            return  # changed after it was saved: the new value stays
-        pipe.multi()
-        if field is not None:
-            pipe.hdel(key, field)
-        else:
-            pipe.delete(key)
-        # WatchError: changed at the last moment; it stays, the old one is saved.
-        with contextlib.suppress(WatchError):
-            await pipe.execute()
+        while True:
+            await pipe.watch(key)
+            got = pipe.hget(key, field) if field is not None else pipe.get(key)
+            if await got != value:
+                return  # changed after it was saved: the new value stays
+            pipe.multi()  # type: ignore[no-untyped-call]
+            if field is not None:
+                pipe.hdel(key, field)
+            else:
+                pipe.delete(key)
+            try:
+                await pipe.execute()
+                return
+            except WatchError:
+                # Another field of the hash (or the key) changed: look again,
+                # rather than leave a saved field behind to be saved twice.
+                continue
 
 
 DRAINS: dict[str, Drainer] = {

@@ -9,11 +9,42 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from qwatch.adapters.base import ActionError, Item
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
+
+# redis-py's stubs type every reply as ``bytes | str`` (decode_responses is a
+# runtime choice); qwatch never decodes, so these say what arrives.
+Pairs = list[tuple[bytes, float]]
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+async def command(client: aioredis.Redis, *args: bytes | str | int) -> Any:
+    """One raw command; for those whose stubs refuse bytes keys (LMOVE, LREM)."""
+    return await client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+async def key_type(client: aioredis.Redis, key: bytes) -> str:
+    """TYPE, as text: ``list``, ``zset``, ..., or ``none``."""
+    return cast(bytes, await client.type(key)).decode()
+
+
+async def list_range(client: aioredis.Redis, key: bytes, stop: int = -1) -> list[bytes]:
+    """LRANGE from the head to ``stop``."""
+    return cast(list[bytes], await client.lrange(key, 0, stop))
+
+
+async def zset_range(client: aioredis.Redis, key: bytes, stop: int = -1) -> Pairs:
+    """The lowest members to ``stop``, with their scores."""
+    return cast(Pairs, await client.zrange(key, 0, stop, withscores=True))
+
+
+async def stream_range(client: aioredis.Redis, key: bytes, count: int) -> Entries:
+    """The first ``count`` stream entries."""
+    return cast(Entries, await client.xrange(key, count=count))
 
 
 def enc(raw: bytes) -> Any:
@@ -57,13 +88,13 @@ async def peek_items(
 ) -> list[Item]:
     """Up to ``count`` entries from the head of ``key``, read-only."""
     if kind == "list":
-        rows = await client.lrange(key, 0, count - 1)
+        rows = await list_range(client, key, count - 1)
         return [Item(body, {"kind": "list"}) for body in rows]
     if kind == "zset":
-        pairs = await client.zrange(key, 0, count - 1, withscores=True)
+        pairs = await zset_range(client, key, count - 1)
         return [Item(m, {"kind": "zset", "score": s}) for m, s in pairs]
     if kind == "stream":
-        entries = await client.xrange(key, count=count)
+        entries = await stream_range(client, key, count)
         return [stream_item(i, f) for i, f in entries]
     if kind == "hash":
         return [hash_item(f, v) async for f, v in _first(client.hscan_iter(key), count)]
@@ -80,7 +111,8 @@ async def peek_items(
 async def string_item(client: aioredis.Redis, key: bytes) -> Item:
     """A plain key as one item, with its TTL."""
     pipe = client.pipeline(transaction=False)
-    pipe.get(key).pttl(key)
+    pipe.get(key)
+    pipe.pttl(key)
     body, ttl = await pipe.execute()
     meta: dict[str, Any] = {"kind": "string"}
     if ttl is not None and ttl >= 0:
@@ -99,13 +131,41 @@ async def _first(found: Any, count: int) -> Any:
             return
 
 
-def from_item(pipe: Pipeline, key: bytes, item: Item) -> None:
+def stream_id(text: Any) -> tuple[int, int] | None:
+    """``1700000000000-3`` as a pair that sorts the way Redis orders ids."""
+    ms, _, seq = str(text).partition("-")
+    if not (ms.isdigit() and (seq or "0").isdigit()):
+        return None
+    return int(ms), int(seq or 0)
+
+
+async def keeps_ids(client: aioredis.Redis, key: bytes, first: Item) -> bool:
+    """Whether stream entries can go back under their own ids: into a new
+    stream, or one whose last id is older than the first saved id (XADD
+    refuses an id at or below the last one ever generated)."""
+    wanted = stream_id(first.meta.get("id"))
+    if first.meta.get("kind") != "stream" or wanted is None:
+        return False
+    try:
+        info = await client.xinfo_stream(key)
+    except ResponseError:
+        return True  # no such key yet (a wrong type fails at the XADD)
+    last = stream_id(_text(info.get("last-generated-id", b"")))
+    return last is None or wanted > last
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def from_item(pipe: Pipeline, key: bytes, item: Item, keep_id: bool = False) -> None:
     """Queue the command that puts ``item`` back, by the kind it came from."""
     kind = item.meta.get("kind", "list")
     if kind == "zset":
         pipe.zadd(key, {item.body: float(item.meta.get("score", 0))})
     elif kind == "stream":
-        pipe.xadd(key, stream_fields(item))  # type: ignore[arg-type]
+        entry_id = str(item.meta["id"]) if keep_id and "id" in item.meta else "*"
+        pipe.xadd(key, stream_fields(item), id=entry_id)  # type: ignore[arg-type]
     elif kind == "hash":
         pipe.hset(key, dec(item.meta["field"]), item.body)
     elif kind == "set":

@@ -71,7 +71,7 @@ async def _batch(
                     skipped[name] = why
                 else:
                     doomed[name] = (key, fact["size"])
-            pipe.multi()
+            pipe.multi()  # type: ignore[no-untyped-call]
             for key, _ in doomed.values():
                 if expire is None:
                     pipe.delete(key)

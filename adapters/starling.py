@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from qwatch.adapters.base import (
     PurgeResult,
     TargetError,
 )
+from qwatch.adapters.starling_facts import QUEUE_CEILING, ServerFacts
 
 from qwatch.model import Kind, Sample, Snapshot
 from qwatch.starling.client import ProtocolError, QueueClient
@@ -35,12 +35,12 @@ from qwatch.starling.statsparse import QueueStats, ServerStats, parse_stats
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 22122
-QUEUE_CEILING = 4086
-"""Queues a stock Starling holds before ``NOT STORED``: 4,096 descriptors,
-9 its own, 1 for our connection."""
-_COUNTERS = ("total_items", "cmd_get", "cmd_set", "bytes_read", "total_connections")
-FORECAST_SPAN = 300.0
-"""Seconds of queue counts the ceiling forecast looks back over."""
+DELETED = {
+    "starling": (b"DELETED\r\n",),
+    "memcacheq": (b"DELETED\r\n",),
+    "kestrel": (b"DELETED\r\n", b"END\r\n"),  # Kestrel answers END to delete
+}
+"""Replies that mean a ``delete`` dropped the queue, per scheme."""
 
 
 class StarlingAdapter(Adapter):
@@ -69,16 +69,32 @@ class StarlingAdapter(Adapter):
         if not parts.hostname:
             raise TargetError(f"{url!r}: no host; use {self.scheme}://host:port")
         opts = self.options
-        self.ceiling = int(opts.get("queue_ceiling", QUEUE_CEILING))
-        self.max_share = float(opts.get("max_stats_share", 0.05))
-        self.client = QueueClient(
-            parts.hostname, port, float(opts.get("timeout", 45.0)),
-            float(opts.get("connect_timeout", 5.0)),
-        )  # fmt: skip
-        self._stats_time: float | None = None
-        self._last_start: float | None = None
-        self._last_globals: dict[str, str] | None = None
-        self._counts: deque[tuple[float, int]] = deque()
+        try:
+            ceiling = int(opts.get("queue_ceiling", QUEUE_CEILING))
+            share = float(opts.get("max_stats_share", 0.05))
+            timeouts = (
+                float(opts.get("timeout", 45.0)),
+                float(opts.get("connect_timeout", 5.0)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise TargetError(f"{self.label}: bad option ({exc})") from None
+        if not 0 < share < 1 or ceiling < 1:
+            raise TargetError(
+                f"{self.label}: max_stats_share must be between 0 and 1 and "
+                "queue_ceiling positive"
+            )
+        self.facts = ServerFacts(ceiling, share, self.min_interval)
+        self.client = QueueClient(parts.hostname, port, *timeouts)
+        self._deleted = DELETED.get(self.scheme, DELETED["starling"])
+
+    @property
+    def ceiling(self) -> int:
+        """Queues the server holds before refusing new ones."""
+        return self.facts.ceiling
+
+    @ceiling.setter
+    def ceiling(self, value: int) -> None:
+        self.facts.ceiling = value
 
     async def connect(self) -> None:
         """Open the one connection used for everything."""
@@ -93,10 +109,7 @@ class StarlingAdapter(Adapter):
 
     def suggested_interval(self, requested: float) -> float:
         """Wait long enough that ``stats`` stays within ``max_stats_share``."""
-        base = float(max(requested, self.min_interval))
-        if self._stats_time is None:
-            return base
-        return max(base, self._stats_time * (1 / self.max_share - 1))
+        return self.facts.interval(float(max(requested, self.min_interval)))
 
     async def _stats(self, args: bytes = b"") -> bytes:
         """One stats call; a dropped connection (a restart) is retried once."""
@@ -123,66 +136,29 @@ class StarlingAdapter(Adapter):
         parsed = parse_stats(raw)
         if self.scheme == "memcacheq":
             _add_memcacheq(parsed, await self._stats(b"queue"))
-        restarted = self._restarted(parsed.globals)
+        restarted = self.facts.restarted(parsed.globals, at)
         samples = [_sample(q.name, q.fields) for q in parsed.queues]
         snap = Snapshot(at, samples, restarted=restarted, elapsed=took)
-        snap.server = self._server_facts(parsed, took, started, at, restarted)
-        if parsed.unknown:
-            snap.notes.append(f"{len(parsed.unknown)} stats lines not understood")
+        count = len(parsed.queues)
+        snap.server = self.facts.facts(parsed.globals, count, took, started, at)
+        snap.notes.extend(self._notes(parsed, count, restarted))
         return snap
 
-    def _restarted(self, now: dict[str, str]) -> bool:
-        """Pid changed, uptime went back, or a server-wide counter went down."""
-        before, self._last_globals = self._last_globals, now
-        if before is None:
-            return False
-        if now.get("pid") != before.get("pid"):
-            return True
-        keys = ("uptime", *_COUNTERS)
-        return any(_num(now, k) < _num(before, k) for k in keys if k in now)
-
-    def _server_facts(
-        self, parsed: ServerStats, took: float, started: float, at: float, fresh: bool
-    ) -> dict[str, Any]:
-        share = self._share(took, started)
-        count = len(parsed.queues)
-        if fresh:
-            self._counts.clear()
-        facts: dict[str, Any] = {
-            "version": parsed.globals.get("version"),
-            "uptime": int(_num(parsed.globals, "uptime")),
-            "stats_seconds": round(took, 4),
-            "stats_share": share,
-            "queue_count": count,
-            "queue_ceiling": self.ceiling,
-            "ceiling_eta_seconds": self._eta(at, count),
-        }
-        for key in ("curr_items", "bytes", "total_items", "pid"):
-            if key in parsed.globals:
-                facts[key] = int(_num(parsed.globals, key))
-        return facts
-
-    def _share(self, took: float, started: float) -> float:
-        """Share of wall time spent in stats, measured start to start."""
-        self._stats_time = took if self._stats_time is None else (
-            0.5 * self._stats_time + 0.5 * took
-        )  # fmt: skip
-        last, self._last_start = self._last_start, started
-        period = started - last if last is not None else None
-        if not period or period <= took:
-            period = took + self.suggested_interval(self.min_interval)
-        return round(took / period, 4)
-
-    def _eta(self, at: float, count: int) -> float | None:
-        """Seconds until the ceiling at the rate queues appeared lately."""
-        self._counts.append((at, count))
-        while len(self._counts) > 2 and at - self._counts[0][0] > FORECAST_SPAN:
-            self._counts.popleft()
-        if count >= self.ceiling:
-            return 0.0
-        then, before = self._counts[0]
-        rate = (count - before) / (at - then) if at > then else 0.0
-        return (self.ceiling - count) / rate if rate > 0 else None
+    def _notes(self, parsed: ServerStats, count: int, restarted: bool) -> list[str]:
+        notes = []
+        if restarted:
+            notes.append(
+                "server restarted: counters began again, and Starling lists a "
+                "queue only once a client names it"
+            )
+        if self.scheme == "starling" and self.facts.at_ceiling(count):
+            notes.append(
+                f"{count:,} queues: at Starling's ceiling new queues get NOT "
+                "STORED and new connections hang"
+            )
+        if parsed.unknown:
+            notes.append(f"{len(parsed.unknown)} stats lines not understood")
+        return notes
 
     async def peek(self, queue: str, count: int) -> list[Item]:
         """Refused: every read on Starling is a ``get`` that removes the item."""
@@ -202,42 +178,59 @@ class StarlingAdapter(Adapter):
         """Get one item at a time, each durable in ``sink`` before the next;
         then delete the emptied queue (a get loop alone leaves it loaded)."""
         name = _wire(queue)
-        moved = 0
+        moved, baseline, emptied = 0, None, False
         while limit is None or moved < limit:
             if cancel is not None and cancel.is_set():
                 break
-            last = limit is not None and moved + 1 == limit
             data = await self._act(self.client.get(name), queue)
             if data is None:
-                await self._finish_drain(name, queue, sink, moved, progress)
+                emptied = True
                 break
             await self._keep(name, queue, sink, data)
             moved += 1
             if progress is not None:
                 progress(moved)
-            if last:
-                break
+            if baseline is None:
+                baseline = await self._total_in(queue)  # loaded by the get now
+        if emptied:
+            moved += await self._delete_drained(name, queue, sink, baseline, moved)
+            if progress is not None:
+                progress(moved)
         log.info("drained %d items from %s %r", moved, self.label, queue)
         return moved
 
-    async def _finish_drain(
-        self,
-        name: bytes,
-        queue: str,
-        sink: ItemSink,
+    async def _delete_drained(
+        self, name: bytes, queue: str, sink: ItemSink, baseline: int | None,
         moved: int,
-        progress: Progress | None,
-    ) -> None:
-        # get and delete travel in one packet, so no producer's set lands
-        # between the last empty get and the delete.
-        # Limitation: if items arrived after our last empty get, the first is
-        # kept but any later ones go with the queue.
-        data = await self._act(self.client.get_then_delete(name), queue)
-        if data is not None:
-            log.warning("%s %r: an item arrived while deleting", self.label, queue)
-            await self._keep(name, queue, sink, data)
-            if progress is not None:
-                progress(moved + 1)
+    ) -> int:  # fmt: skip
+        """Delete the emptied queue unless a producer wrote to it meanwhile
+        (Starling has no conditional delete); returns items still caught."""
+        now = await self._total_in(queue)
+        if baseline is not None and now != baseline:
+            log.warning(
+                "%s %r: written to while draining (%s -> %s items ever); "
+                "the empty queue is left in place", self.label, queue, baseline, now,
+            )  # fmt: skip
+            return 0
+        # get and delete travel in one packet, so on a single-threaded server
+        # no producer's set lands between that last get and the delete.
+        # Limitation: two or more items set in the round trip since the
+        # check above would lose all but the first; a producer silent for
+        # the whole drain makes that a race of one round trip.
+        data = await self._act(self.client.get_then_delete(name, self._deleted), queue)
+        if data is None:
+            return 0
+        log.warning("%s %r: an item arrived while deleting", self.label, queue)
+        await self._keep(name, queue, sink, data)
+        return 1
+
+    async def _total_in(self, queue: str) -> int | None:
+        """The queue's ``total_items`` now; None when stats does not list it."""
+        parsed = parse_stats(await self._act(self.client.stats(), queue))
+        for found in parsed.queues:
+            if found.name == queue:
+                return found.fields.get("total_items")
+        return None
 
     async def _keep(self, name: bytes, queue: str, sink: ItemSink, data: bytes) -> None:
         """Write one taken item to the sink; on failure put it back."""
@@ -271,7 +264,7 @@ class StarlingAdapter(Adapter):
             why = _changed(name, expected or {}, depths)
             if why:
                 result.skipped[name] = why
-            elif await self._act(self.client.delete(_wire(name)), name):
+            elif await self._act(self.client.delete(_wire(name), self._deleted), name):
                 result.deleted.append(name)
                 result.items += depths.get(name, 0)
             else:
@@ -314,8 +307,10 @@ class StarlingAdapter(Adapter):
 def _sample(name: str, fields: dict[str, int]) -> Sample:
     items = fields.get("items", 0)
     total = fields.get("total_items")
-    expired = fields.get("expired_items", 0)
-    out = None if total is None else max(0, total - items - expired)
+    # Limitation: Starling counts expired_items per connection, and ours never
+    # gets, so on Starling an expired item counts as taken out, not expired.
+    gone = fields.get("expired_items", 0) + fields.get("discarded", 0)
+    out = None if total is None else max(0, total - items - gone)
     return Sample(
         name=name, kind=Kind.QUEUE, depth=items, total_in=total, total_out=out,
         consumers=fields.get("waiters"), unacked=fields.get("open_transactions"),
@@ -350,13 +345,6 @@ def _wire(name: str) -> bytes:
     if not 1 <= len(data) <= 250 or b"\r" in data or b"\n" in data:
         raise ActionError(f"{name!r}: Starling names are 1-250 bytes on one line")
     return data
-
-
-def _num(values: dict[str, str], key: str) -> float:
-    try:
-        return float(values.get(key, 0))
-    except ValueError:
-        return 0.0
 
 
 def _why(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ Creates a private vhost with N queues (every tenth holding a message), then
 times, round by round and interleaved so drift hits all alike:
 
 * one full ``RabbitAdapter.poll()`` (management API, columns, samples built);
+* the same poll reading pages of 500 (``page_size``), for comparison only;
 * one plain ``GET /api/queues/<vhost>?columns=...`` of the same columns
   (fetch only, and fetch plus JSON decode);
 * ``rabbitmqctl list_queues -p <vhost> name messages consumers``.
@@ -103,11 +104,15 @@ def ctl_step(vhost: str) -> Callable[[], Awaitable[object]]:
 
 
 async def measure(vhost: str, rounds: int) -> dict[str, list[float]]:
-    adapter = RabbitAdapter(f"{AMQP}/{quote(vhost, safe='')}", {"management_url": API})
+    url = f"{AMQP}/{quote(vhost, safe='')}"
+    adapter = RabbitAdapter(url, {"management_url": API})
+    paged = RabbitAdapter(url, {"management_url": API, "page_size": 500})
     await adapter.connect()
+    await paged.connect()
     path = f"/api/queues/{quote(vhost, safe='')}"
     params = {"columns": ",".join(QUEUE_COLUMNS)}
-    times: dict[str, list[float]] = {"poll": [], "get": [], "get+json": [], "ctl": []}
+    labels = ("poll", "paged", "get", "get+json", "ctl")
+    times: dict[str, list[float]] = {label: [] for label in labels}
     async with httpx.AsyncClient(base_url=API, auth=AUTH, timeout=120) as api:
 
         async def fetch() -> object:
@@ -116,7 +121,12 @@ async def measure(vhost: str, rounds: int) -> dict[str, list[float]]:
         async def fetch_json() -> object:
             return (await api.get(path, params=params)).json()
 
-        steps = {"poll": adapter.poll, "get": fetch, "get+json": fetch_json}
+        steps = {
+            "poll": adapter.poll,
+            "paged": paged.poll,
+            "get": fetch,
+            "get+json": fetch_json,
+        }
         for step in steps.values():  # warm connections and caches once
             await step()
         shuffle = random.Random(5000).shuffle
@@ -133,6 +143,7 @@ async def measure(vhost: str, rounds: int) -> dict[str, list[float]]:
         times["ctl"].append(await timed(ctl))
     snap = await adapter.poll()
     await adapter.close()
+    await paged.close()
     print(f"poll saw {len(snap.queues)} queues")
     return times
 
@@ -163,14 +174,15 @@ def report(times: dict[str, list[float]]) -> None:
             f" over {len(times[label])}"
         )
     low = {label: min(values) for label, values in times.items()}
-    for peer, text in (
-        ("get", "plain GET"),
-        ("get+json", "GET + JSON"),
-        ("ctl", "rabbitmqctl"),
+    for mine, peer, text in (
+        ("poll", "get", "plain GET"),
+        ("poll", "get+json", "GET + JSON"),
+        ("poll", "ctl", "rabbitmqctl"),
+        ("paged", "get", "plain GET"),
     ):
         print(
-            f"poll / {text:<12} = {med['poll'] / med[peer]:.2f} (medians), "
-            f"{low['poll'] / low[peer]:.2f} (minimums)"
+            f"{mine} / {text:<12} = {med[mine] / med[peer]:.2f} (medians), "
+            f"{low[mine] / low[peer]:.2f} (minimums)"
         )
     print("goal: poll / plain GET <= 1.2")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from qwatch import audit
 from qwatch.adapters.base import (
@@ -63,11 +64,13 @@ class Guard:
     production: bool = False
     why: str = "--read-only"
     """What made it read-only (a flag, a config profile), said on refusal."""
+    name: str = ""
+    """The target's name in qwatch.toml, if it has one."""
 
     @property
     def label(self) -> str:
-        """The target with its password masked."""
-        return mask_url(self.target)
+        """The target's config name, else its URL with the password masked."""
+        return self.name or mask_url(self.target)
 
     def check(self, action: str, queue: str) -> None:
         """Refuse ``action`` on a read-only target, recording the refusal.
@@ -134,6 +137,9 @@ class RestoreOutcome:
     in_file: int
     torn: bool = False
     """The file's last line was torn by a kill and was skipped."""
+    returned: int = 0
+    """Items a killed drain had parked on the server (Redis holding key),
+    put back into the queue first."""
 
 
 def is_glob(pattern: str) -> bool:
@@ -319,10 +325,14 @@ async def drain(
     limit: int | None = None,
     progress: Progress | None = None,
     cancel: asyncio.Event | None = None,
+    *,
+    offload: bool = True,
 ) -> DrainOutcome:
     """Move up to ``limit`` items from ``queue`` into a new drain file.
 
-    Each item is on disk before the adapter removes it from the server.
+    Each item is on disk before the adapter removes it from the server. A
+    drain that saved nothing leaves no file behind. ``offload=False`` fsyncs
+    on the event loop: faster, for callers with no screen to keep alive.
 
     Raises:
         ActionError: refused, the file exists, or the server failed.
@@ -330,19 +340,31 @@ async def drain(
     guard.check("drain", queue)
     if not adapter.can_drain:
         raise ActionError(f"{adapter.label}: drain is not supported here")
-    with DrainWriter(path, adapter.url, queue) as sink:
+    with DrainWriter(path, adapter.url, queue, offload=offload) as sink:
         # Recorded first, so even a drain killed outright leaves its file named.
         audit.record("drain", guard.target, queue, 0, outcome="started", file=path)
         try:
             count = await adapter.drain(queue, sink, limit, progress, cancel)
         except BaseException:
+            # A file holding only its header would look like a drain that
+            # saved something; with no item in it, it goes.
+            sink.discard()
+            kept = path if path.exists() else None
             audit.record(
-                "drain", guard.target, queue, sink.count, outcome="failed", file=path
+                "drain", guard.target, queue, sink.count, outcome="failed", file=kept
             )
             raise
+        if count != sink.count:
+            log.warning("%s: drain said %d, file holds %d", adapter.label, count,
+                        sink.count)  # fmt: skip
+        # The file is the truth of what was saved.
+        count = sink.count
+        if count == 0:
+            sink.discard()  # nothing was saved: leave no file to wonder about
     cancelled = cancel is not None and cancel.is_set()
     how = "cancelled" if cancelled else "done"
-    audit.record("drain", guard.target, queue, count, outcome=how, file=path)
+    kept = path if count else None
+    audit.record("drain", guard.target, queue, count, outcome=how, file=kept)
     return DrainOutcome(queue, path, count, cancelled)
 
 
@@ -356,7 +378,8 @@ async def peek(adapter: Adapter, queue: str, count: int, guard: Guard) -> list[I
     """
     guard.check("peek", queue)
     if not adapter.can_peek:
-        raise ActionError(f"{adapter.label}: peek is not supported here")
+        why = f" ({adapter.peek_side_effect})" if adapter.peek_side_effect else ""
+        raise ActionError(f"{adapter.label}: peek is not supported here{why}")
     items = await adapter.peek(queue, count)
     audit.record("peek", guard.target, queue, len(items))
     return items
@@ -384,14 +407,42 @@ async def restore(
         raise ActionError(f"{path} names no queue; give one")
     guard.check("restore", queue)
     items = _counted(aread_items(path), progress, cancel)
+    returned = 0
     try:
+        returned = await _return_held(adapter, queue)
         count = await adapter.restore(queue, items)
     except BaseException:
-        audit.record("restore", guard.target, queue, 0, outcome="failed", file=path)
+        audit.record(
+            "restore", guard.target, queue, 0, outcome="failed", file=path,
+            **_returned(returned),
+        )  # fmt: skip
         raise
     how = "cancelled" if cancel is not None and cancel.is_set() else "done"
-    audit.record("restore", guard.target, queue, count, outcome=how, file=path)
-    return RestoreOutcome(queue, path, count, summary.items, summary.torn)
+    audit.record(
+        "restore", guard.target, queue, count, outcome=how, file=path,
+        **_returned(returned),
+    )  # fmt: skip
+    return RestoreOutcome(queue, path, count, summary.items, summary.torn, returned)
+
+
+def _returned(count: int) -> dict[str, int]:
+    return {"returned": count} if count else {}
+
+
+@runtime_checkable
+class HoldsItems(Protocol):
+    """An adapter whose drain parks items on the server while saving them."""
+
+    async def return_held(self, queue: str) -> int:
+        """Put parked items back into ``queue``; returns how many."""
+
+
+async def _return_held(adapter: Adapter, queue: str) -> int:
+    """A killed drain may have left items parked; a restore puts them back
+    too, so restoring a killed drain's file leaves nothing stranded."""
+    if not isinstance(adapter, HoldsItems):
+        return 0
+    return await adapter.return_held(queue)
 
 
 async def _counted(

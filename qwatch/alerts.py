@@ -10,7 +10,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
 from qwatch.tracker import Row
@@ -34,6 +34,12 @@ class Alert:
     reason: str
     cleared: bool = False
     """True when this alert says an earlier leak has cleared."""
+    kind: str = ""
+    """Structure: list, queue, string... (of the members, for a family)."""
+    depth: int = 0
+    """Items held when the alert was raised (summed, for a family)."""
+    members: int | None = None
+    """Member count of a family; None for a plain queue."""
 
 
 @dataclass(slots=True)
@@ -56,13 +62,23 @@ Listener = Callable[[Alert], None]
 
 
 class Alerts:
-    """Turns successive rows into alerts, once per leak until it clears."""
+    """Turns successive rows into alerts, once per leak until it clears.
 
-    def __init__(self, silences: Iterable[Silence] = ()) -> None:
+    Args:
+        clear_after: seconds a leak must stay off LEAK before it clears, so a
+            verdict that wobbles for a poll or two does not page twice.
+    """
+
+    def __init__(
+        self, silences: Iterable[Silence] = (), clear_after: float = 0.0
+    ) -> None:
         self.silences = list(silences)
+        self.clear_after = clear_after
         self.history: deque[Alert] = deque(maxlen=HISTORY)
         self.listeners: list[Listener] = []
         self._open: dict[tuple[str, str], Alert] = {}
+        self._quiet: dict[tuple[str, str], float] = {}
+        """Open leaks not LEAK right now, and since when."""
 
     def observe(
         self, target: str, rows: Iterable[Row], now: float | None = None
@@ -76,21 +92,23 @@ class Alerts:
                 continue
             key = (target, row.name)
             leaking.add(key)
+            self._quiet.pop(key, None)
             if key in self._open or self.silenced(target, row.name, now):
                 continue
-            alert = Alert(now, target, row.name, row.is_family, row.verdict, row.reason)
+            alert = _raised(now, target, row)
             self._open[key] = alert
             fresh.append(alert)
         for key in [k for k in self._open if k[0] == target and k not in leaking]:
+            if now - self._quiet.setdefault(key, now) < self.clear_after:
+                continue
+            del self._quiet[key]
             old = self._open.pop(key)
             fresh.append(
-                Alert(
-                    now,
-                    target,
-                    old.name,
-                    old.family,
-                    Verdict.OK,
-                    "no longer leaking",
+                replace(
+                    old,
+                    at=now,
+                    verdict=Verdict.OK,
+                    reason="no longer leaking",
                     cleared=True,
                 )
             )
@@ -119,3 +137,17 @@ class Alerts:
                 listener(alert)
             except Exception:  # a broken listener must not stop the others
                 log.exception("alert listener failed")
+
+
+def _raised(now: float, target: str, row: Row) -> Alert:
+    return Alert(
+        now,
+        target,
+        row.name,
+        row.is_family,
+        row.verdict,
+        row.reason,
+        kind=row.kind,
+        depth=row.depth,
+        members=row.members,
+    )

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
@@ -29,9 +32,11 @@ from rich.text import Text
 from qwatch import actions
 from qwatch.adapters import adapter_for
 from qwatch.adapters.base import ActionError, Adapter
-from qwatch.cli_common import duration, setup_logging
+from qwatch.cli_common import duration, load_run, setup_logging
+from qwatch.config import Config
 from qwatch.drainfile import ensure_new, summarize
-from qwatch.targets import TargetSpec, parse_url
+from qwatch.layers import read_env
+from qwatch.targets import TargetSpec
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,8 +48,14 @@ def action_options(func: F) -> F:
     """Options every action command takes."""
     options = [
         click.option(
-            "--read-only", is_flag=True, envvar="QWATCH_READ_ONLY",
-            help="Refuse every action (also QWATCH_READ_ONLY=1).",
+            "--read-only", is_flag=True,
+            help="Refuse every action (also QWATCH_READ_ONLY=1, or read_only in "
+            "qwatch.toml); it can only add read-only, never lift it.",
+        ),
+        click.option(
+            "--config", "config_path",
+            type=click.Path(dir_okay=False, path_type=Path), default=None,
+            help="qwatch.toml to read (also QWATCH_CONFIG).",
         ),
         click.option(
             "--log-file", type=click.Path(dir_okay=False, path_type=Path),
@@ -56,23 +67,64 @@ def action_options(func: F) -> F:
     return func
 
 
-def resolve_target(text: str, read_only: bool) -> TargetSpec:
-    """The target a command names; the flag can only add read-only, never
-    lift it."""
-    spec = TargetSpec(url=parse_url(text))
-    return TargetSpec(
-        url=spec.url,
-        name=spec.name,
-        read_only=spec.read_only or read_only,
-        production=spec.production,
-        options=spec.options,
-    )
+def resolve_target(
+    text: str, read_only: bool, config_path: Path | None = None
+) -> tuple[TargetSpec, actions.Guard]:
+    """The target TARGET names (a config name or a URL) and its guard.
+
+    Settings go through the same layers as every command (flags, then
+    ``QWATCH_*``, then qwatch.toml). A URL typed by hand that a config target
+    also names gets that target's read-only and production marks, so typing
+    the URL is no way round them.
+    """
+    run = load_run((text,), config_path, read_only=read_only)
+    spec, config = run.specs[0], run.settings.config
+    twin = _twin(spec, config)
+    if twin is not None:
+        spec = replace(
+            spec,
+            read_only=spec.read_only or bool(twin[1].get("read_only")),
+            production=spec.production or bool(twin[1].get("production")),
+        )
+    why = _why_read_only(spec, config, read_only, twin)
+    guard = actions.Guard(spec.url, spec.read_only, spec.production, why, spec.name)
+    return spec, guard
 
 
-def guard_for(spec: TargetSpec, flag: bool) -> actions.Guard:
-    """The guard for ``spec``, saying what made it read-only."""
-    why = "--read-only" if flag else f"read_only in the config for {spec.label}"
-    return actions.Guard(spec.url, spec.read_only, spec.production, why)
+def _twin(spec: TargetSpec, config: Config) -> tuple[str, dict[str, Any]] | None:
+    """The config target with the same server and database as a typed URL."""
+    if spec.name:
+        return spec.name, config.targets[spec.name]
+    mine = _where(spec.url)
+    for name, values in config.targets.items():
+        if _where(str(values["url"])) == mine:
+            return name, values
+    return None
+
+
+def _where(url: str) -> tuple[str, str, int | None, str]:
+    parts = urlsplit(url)
+    return (
+        parts.scheme.lower(), (parts.hostname or "").lower(), parts.port,
+        parts.path.rstrip("/") or "/",
+    )  # fmt: skip
+
+
+def _why_read_only(
+    spec: TargetSpec,
+    config: Config,
+    flag: bool,
+    twin: tuple[str, dict[str, Any]] | None,
+) -> str:
+    """What made the target read-only, said when an action is refused."""
+    if flag:
+        return "--read-only"
+    if read_env(os.environ).get("read_only"):
+        return "QWATCH_READ_ONLY"
+    if config.settings.get("read_only"):
+        return f"read_only in {config.where}"
+    name = twin[0] if twin else spec.label
+    return f"read_only for target {name} in {config.where}"
 
 
 @contextlib.asynccontextmanager
@@ -133,27 +185,29 @@ def drain(
     path: Path | None,
     limit: int | None,
     read_only: bool,
+    config_path: Path | None,
     log_file: Path | None,
 ) -> None:
     """Move items from QUEUE into a file; each leaves the server only once
     it is safely on disk."""
     setup_logging(log_file)
-    spec = resolve_target(target, read_only)
-    guard = guard_for(spec, read_only)
+    spec, guard = resolve_target(target, read_only, config_path)
+    guard.check("drain", queue)
     path = path or actions.default_drain_path(queue)
     ensure_new(path)
 
     async def work(cancel: asyncio.Event) -> actions.DrainOutcome:
         async with connected(spec) as adapter:
-            guard.check("drain", queue)
             total = await _depth(adapter, queue, limit)
-            with ProgressBar(f"drain {queue}", total) as bar:
+            with ProgressBar(f"drain {queue} on {badge(spec)}", total) as bar:
                 return await actions.drain(
-                    adapter, queue, path, guard, limit, bar.update, cancel
-                )
+                    adapter, queue, path, guard, limit, bar.update, cancel,
+                    offload=False,
+                )  # fmt: skip
 
     out = run_cancellable(work)
-    click.echo(f"drained {out.count} items from {queue} to {out.path}")
+    where = f"to {out.path}" if out.count else "(nothing there; no file written)"
+    click.echo(f"drained {out.count} items from {queue} on {badge(spec)} {where}")
     if out.cancelled:
         click.echo("cancelled: the rest is still on the server", err=True)
         raise click.exceptions.Exit(CANCELLED_EXIT)
@@ -208,6 +262,7 @@ def purge(
     expire: float | None,
     batch: int,
     read_only: bool,
+    config_path: Path | None,
     log_file: Path | None,
 ) -> None:
     """Delete QUEUE, or every member of a family; shows the count first."""  # fmt: skip
@@ -215,18 +270,20 @@ def purge(
     if (queue is None) == (pattern is None):
         raise click.UsageError("give either QUEUE or --family PATTERN")
     what = pattern or queue or ""
-    spec = resolve_target(target, read_only)
-    guard = guard_for(spec, read_only)
+    spec, guard = resolve_target(target, read_only, config_path)
+
+    if not dry_run:
+        guard.check("purge" if expire is None else "expire", what)
 
     async def work(cancel: asyncio.Event) -> actions.PurgeOutcome | None:
         async with connected(spec) as adapter:
-            if not dry_run:
-                guard.check("purge" if expire is None else "expire", what)
             plan = await actions.plan_purge(adapter, what, pattern is not None)
-            _show_plan(plan, spec, dry_run)
+            _show_plan(plan, spec, dry_run, expire is not None)
             if dry_run or not _confirmed(plan, yes, expire):
                 return None
-            with ProgressBar(f"purge {what}", len(plan.names), "names") as bar:
+            with ProgressBar(
+                f"purge {what} on {badge(spec)}", len(plan.names), "names"
+            ) as bar:
                 return await actions.purge(
                     adapter, plan, guard, bar.update, cancel, expire, batch
                 )
@@ -236,7 +293,9 @@ def purge(
         _show_purge(out, expire)
 
 
-def _show_plan(plan: actions.PurgePlan, spec: TargetSpec, listing: bool) -> None:
+def _show_plan(
+    plan: actions.PurgePlan, spec: TargetSpec, listing: bool, expiring: bool
+) -> None:
     kind = "family" if plan.family else "queue"
     click.echo(
         f"{badge(spec)}: {kind} {plan.what}: {len(plan.names)} queues, "
@@ -246,7 +305,7 @@ def _show_plan(plan: actions.PurgePlan, spec: TargetSpec, listing: bool) -> None
         for name in plan.names:
             click.echo(f"  {name}  ({plan.expected[name].depth} items)")
         click.echo("dry run: nothing changed")
-    elif plan.can_expire:
+    elif plan.can_expire and not expiring:
         click.echo("  these look like result keys: --expire 1h would set a TTL instead")
 
 
@@ -281,16 +340,21 @@ def _show_purge(out: actions.PurgeOutcome, expire: float | None) -> None:
               show_default=True, help="Items to show.")  # fmt: skip
 @action_options
 def peek(
-    target: str, queue: str, count: int, read_only: bool, log_file: Path | None
+    target: str,
+    queue: str,
+    count: int,
+    read_only: bool,
+    config_path: Path | None,
+    log_file: Path | None,
 ) -> None:
     """Show the first items of QUEUE without taking them."""
     setup_logging(log_file)
-    spec = resolve_target(target, read_only)
-    guard = guard_for(spec, read_only)
+    spec, guard = resolve_target(target, read_only, config_path)
+
+    guard.check("peek", queue)
 
     async def work(cancel: asyncio.Event) -> list[Any]:
         async with connected(spec) as adapter:
-            guard.check("peek", queue)
             if adapter.peek_side_effect and adapter.can_peek:
                 click.echo(f"note: {adapter.peek_side_effect}", err=True)
             return await actions.peek(adapter, queue, count, guard)
@@ -298,7 +362,7 @@ def peek(
     items = run_cancellable(work)
     for line in actions.describe(items):
         click.echo(line)
-    click.echo(f"{len(items)} items shown from {queue}", err=True)
+    click.echo(f"{len(items)} items shown from {queue} on {badge(spec)}", err=True)
 
 
 @click.command()
@@ -307,29 +371,43 @@ def peek(
 @click.argument("queue", required=False)
 @action_options
 def restore(
-    file: Path, target: str, queue: str | None, read_only: bool, log_file: Path | None
+    file: Path,
+    target: str,
+    queue: str | None,
+    read_only: bool,
+    config_path: Path | None,
+    log_file: Path | None,
 ) -> None:
     """Put the items of a drain FILE back, in order, into QUEUE (default:
     the queue they came from)."""
     setup_logging(log_file)
-    spec = resolve_target(target, read_only)
-    guard = guard_for(spec, read_only)
+    spec, guard = resolve_target(target, read_only, config_path)
     summary = summarize(file)
+    into = queue or str(summary.header.get("queue") or "")
+    guard.check("restore", into or "?")
 
     async def work(cancel: asyncio.Event) -> actions.RestoreOutcome:
         async with connected(spec) as adapter:
-            with ProgressBar(f"restore {file.name}", summary.items) as bar:
+            with ProgressBar(
+                f"restore {file.name} to {badge(spec)}", summary.items
+            ) as bar:
                 return await actions.restore(
                     adapter, file, guard, queue, bar.update, cancel
                 )
 
     out = run_cancellable(work)
     click.echo(
-        f"restored {out.count} of {out.in_file} items from {file} to {out.queue}"
+        f"restored {out.count} of {out.in_file} items from {file} to {out.queue} "
+        f"on {badge(spec)}"
     )
+    if out.returned:
+        click.echo(
+            f"  first put back {out.returned} items a stopped drain had parked "
+            f"on the server"
+        )
     if out.torn:
-        click.echo("  skipped a torn last line (a killed drain left it; the item "
-                   "stayed on the server)")  # fmt: skip
+        click.echo("  skipped a torn last line: a killed drain was writing it and "
+                   "never counted it as saved")  # fmt: skip
     if out.count < out.in_file:
         raise click.exceptions.Exit(CANCELLED_EXIT if out.count else 1)
 

@@ -9,6 +9,7 @@ under ``QWATCH_*`` variables and command-line flags.
 from __future__ import annotations
 
 import os
+import shlex
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,7 +60,9 @@ def _text(value: Any) -> str:
 
 
 def _texts(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, str) for v in value
+    ):
         raise ValueError(f"expected a list of strings, got {value!r}")
     return tuple(value)
 
@@ -75,6 +78,17 @@ def _listen(value: Any) -> str:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"expected HOST:PORT such as 127.0.0.1:9721, got {value!r}")
     return f"{host or '0.0.0.0'}:{port}"
+
+
+def _command(value: Any) -> str:
+    text = _text(value)
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"cannot split {value!r} into words: {exc}") from None
+    if not argv:
+        raise ValueError(f"expected a command, got {value!r}")
+    return str(value)
 
 
 def _webhook(value: Any) -> str:
@@ -109,10 +123,11 @@ TARGET_KEYS: dict[str, Parser] = {
 GLOBAL_KEYS: dict[str, Parser] = {
     **SHARED,
     "watch": _texts,
-    "on_alert": _text,
+    "on_alert": _command,
     "webhook": _webhook,
     "hook_timeout": _duration,
     "hook_rate": _count(1),
+    "hook_repeat": _duration,
     "max_queues": _count(1),
     "listen": _listen,
 }
@@ -179,12 +194,10 @@ def load_config(
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    return parse_config(raw, path, env)
+    return parse_config(raw, path)
 
 
-def parse_config(
-    raw: dict[str, Any], path: Path | None, env: Mapping[str, str]
-) -> Config:
+def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
     """Check a parsed TOML document into a :class:`Config`."""
     where = str(path) if path else CONFIG_NAME
     body = {k: v for k, v in raw.items() if k not in ("targets", "silence")}
@@ -192,9 +205,7 @@ def parse_config(
     targets_raw = raw.get("targets", {})
     if not isinstance(targets_raw, dict):
         raise ConfigError(f"{where}: targets: expected [targets.NAME] tables")
-    targets = {
-        name: _target(name, value, where, env) for name, value in targets_raw.items()
-    }
+    targets = {name: _target(name, value, where) for name, value in targets_raw.items()}
     silences = _silences(raw.get("silence", []), where)
     for name in settings.get("watch", ()):
         if name not in targets:
@@ -219,37 +230,51 @@ def _check(
     return out
 
 
-def _target(
-    name: str, raw: Any, where: str, env: Mapping[str, str]
-) -> dict[str, Any]:
+def _target(name: str, raw: Any, where: str) -> dict[str, Any]:
     prefix = f"targets.{name}."
+    if isinstance(raw, str):
+        raw = {"url": raw}  # ``name = "redis://..."``: a target that is only a URL
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: targets.{name}: expected a table")
     values = _check(raw, TARGET_KEYS, where, prefix)
     if "url" not in values:
         raise ConfigError(f"{where}: {prefix}url: missing; every target needs a URL")
-    url = values["url"]
-    if "password_env" in values:
-        url = _with_password(url, values.pop("password_env"), env, where + ": " + prefix)
     try:
-        values["url"] = parse_url(url)
+        values["url"] = parse_url(values["url"])
     except TargetError as exc:
         raise ConfigError(f"{where}: {prefix}url: {exc}") from None
+    if "password_env" in values and urlsplit(values["url"]).password is not None:
+        raise ConfigError(
+            f"{where}: {prefix}url: holds a password and password_env names "
+            "another; keep one"
+        )
     return values
 
 
-def _with_password(url: str, var: str, env: Mapping[str, str], at: str) -> str:
-    """``url`` with the password taken from environment variable ``var``."""
+def target_url(config: Config, name: str, env: Mapping[str, str]) -> str:
+    """The URL of configured target ``name``, its password read from ``env``.
+
+    The variable is read only for a target that is used, so a missing
+    password of one target never stops a run that watches another.
+
+    Raises:
+        ConfigError: the variable ``password_env`` names is not set.
+    """
+    values = config.targets[name]
+    url: str = values["url"]
+    var = values.get("password_env")
+    if var is None:
+        return url
     secret = env.get(var)
     if secret is None:
-        raise ConfigError(f"{at}password_env: environment variable {var} is not set")
+        raise ConfigError(
+            f"{config.where}: targets.{name}.password_env: environment variable "
+            f"{var} is not set"
+        )
     parts = urlsplit(url)
-    if parts.password is not None:
-        raise ConfigError(f"{at}url: holds a password already; drop it or password_env")
     user = quote(parts.username or "", safe="")
     host = parts.netloc.rpartition("@")[2]
-    netloc = f"{user}:{quote(secret, safe='')}@{host}"
-    return parts._replace(netloc=netloc).geturl()
+    return parts._replace(netloc=f"{user}:{quote(secret, safe='')}@{host}").geturl()
 
 
 def _silences(raw: Any, where: str) -> tuple[Silence, ...]:
@@ -262,7 +287,9 @@ def _silence(item: Any, at: str) -> Silence:
     if isinstance(item, str):
         return Silence("*", item)
     if not isinstance(item, dict) or not isinstance(item.get("pattern"), str):
-        raise ConfigError(f"{at}: expected a pattern or {{ pattern = ..., target = ... }}")
+        raise ConfigError(
+            f"{at}: expected a pattern or {{ pattern = ..., target = ... }}"
+        )
     unknown = set(item) - {"pattern", "target", "until"}
     if unknown:
         raise ConfigError(f"{at}.{sorted(unknown)[0]}: unknown key")
@@ -279,4 +306,6 @@ def _until(value: Any, at: str) -> float | None:
         return value.timestamp()
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    raise ConfigError(f"{at}.until: expected a date-time or epoch seconds, got {value!r}")
+    raise ConfigError(
+        f"{at}.until: expected a date-time or epoch seconds, got {value!r}"
+    )

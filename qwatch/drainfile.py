@@ -45,12 +45,24 @@ class DrainWriter:
         source: the target URL (masked before it is written).
         queue: the queue being drained.
         sync: fsync each item; only benchmarks turn this off.
+        offload: fsync in a worker thread, so a dashboard's event loop never
+            waits on the disk; a CLI, whose loop has nothing else to do,
+            saves the thread hop (about a quarter of an fsync) by not.
     """
 
-    def __init__(self, path: Path, source: str, queue: str, sync: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        source: str,
+        queue: str,
+        sync: bool = True,
+        *,
+        offload: bool = True,
+    ) -> None:
         self.path = path
         self.count = 0
         self.sync = sync
+        self.offload = offload
         try:
             self._file: IO[bytes] = open(path, "xb")  # noqa: SIM115 - kept open
         except FileExistsError:
@@ -58,12 +70,27 @@ class DrainWriter:
         except OSError as exc:
             raise ActionError(f"cannot create {path}: {exc.strerror}") from None
         self._put(_line(header(source, queue)))
+        if sync:
+            _sync_folder(path.parent)
 
     async def write(self, item: Item) -> None:
-        """Append one item; returns only when it is on disk."""
+        """Append one item; returns only when it is on disk.
+
+        Raises:
+            ActionError: the disk refused it (full, gone); the item is not
+                saved and the drain must leave it on the server.
+        """
         line = _line(encode_item(item))
-        # A thread keeps fsync's disk wait off the event loop (the dashboard's).
-        await asyncio.to_thread(self._put, line)
+        try:
+            if self.offload:
+                await asyncio.to_thread(self._put, line)
+            else:
+                self._put(line)
+        except OSError as exc:
+            raise ActionError(
+                f"cannot write {self.path}: {exc.strerror or exc}; "
+                f"{self.count} items saved, the rest stay on the server"
+            ) from None
         self.count += 1
 
     def _put(self, line: bytes) -> None:
@@ -77,11 +104,31 @@ class DrainWriter:
         if not self._file.closed:
             self._file.close()
 
+    def discard(self) -> None:
+        """Close and remove the file; only for a drain that saved no item."""
+        self.close()
+        if self.count == 0:
+            self.path.unlink(missing_ok=True)
+
     def __enter__(self) -> DrainWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync the folder, so the new file's name survives a power cut too."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # Limitation: some filesystems cannot open a folder to sync it.
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def ensure_new(path: Path) -> None:

@@ -8,11 +8,12 @@ variable must never make a read-only production target writable.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from qwatch.config import GLOBAL_KEYS, Config, ConfigError
+from qwatch.config import GLOBAL_KEYS, SHARED, Config, ConfigError, target_url
 from qwatch.settings import Thresholds
 from qwatch.targets import TargetSpec, find_local, parse_url
 
@@ -56,6 +57,7 @@ ENV_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "QWATCH_WEBHOOK": ("webhook", str),
     "QWATCH_HOOK_TIMEOUT": ("hook_timeout", str),
     "QWATCH_HOOK_RATE": ("hook_rate", _whole),
+    "QWATCH_HOOK_REPEAT": ("hook_repeat", str),
     "QWATCH_MAX_QUEUES": ("max_queues", _whole),
     "QWATCH_LISTEN": ("listen", str),
 }
@@ -76,6 +78,8 @@ class Settings:
     """Seconds a hook command or webhook request may take."""
     hook_rate: int = 10
     """Most deliveries per hook per minute; more are dropped and counted."""
+    hook_repeat: float = 3600.0
+    """Seconds before the same alert is delivered again (across runs too)."""
     max_queues: int = 200
     """Most plain queues per target the exporter shows (families always)."""
     listen: str = DEFAULT_LISTEN
@@ -100,20 +104,43 @@ def read_env(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def settings_from(config: Config, env: dict[str, Any], flags: dict[str, Any]) -> Settings:
-    """Run-wide settings: flags over environment over file."""
-    merged = {**config.settings, **env, **_set(flags)}
+def settings_from(
+    config: Config, env: dict[str, Any], flags: dict[str, Any]
+) -> Settings:
+    """Run-wide settings: flags over environment over file.
+
+    Raises:
+        ConfigError: a flag's value is wrong, naming the flag.
+    """
+    merged = {**config.settings, **env, **_checked_flags(flags)}
     names = {n for n in Settings.__dataclass_fields__ if n != "config"}
     return Settings(config, **{k: v for k, v in merged.items() if k in names})
 
 
+def _checked_flags(flags: dict[str, Any]) -> dict[str, Any]:
+    """Flags given, each checked the way its config key is."""
+    out: dict[str, Any] = {}
+    for key, value in _set(flags).items():
+        parser = GLOBAL_KEYS.get(key)
+        try:
+            out[key] = parser(value) if parser is not None else value
+        except ValueError as exc:
+            raise ConfigError(f"--{key.replace('_', '-')}: {exc}") from None
+    return out
+
+
 def resolve(
-    words: Sequence[str], config: Config, env: dict[str, Any], flags: dict[str, Any]
+    words: Sequence[str],
+    config: Config,
+    env: dict[str, Any],
+    flags: dict[str, Any],
+    environ: Mapping[str, str] | None = None,
 ) -> list[TargetSpec]:
     """Target specs for the command-line words (config names or URLs).
 
     With no words: ``QWATCH_TARGETS``, else the file's ``watch`` list, else
     every target in the file, else the first local server that answers.
+    ``environ`` (default ``os.environ``) holds the passwords config names.
 
     Raises:
         ConfigError: a word is neither a URL nor a configured target.
@@ -122,16 +149,25 @@ def resolve(
     chosen = list(words) or list(env.get("watch") or config.settings.get("watch", ()))
     if not chosen:
         chosen = list(config.targets) or [find_local()]
-    return [_spec(word, config, env, _set(flags)) for word in chosen]
+    given = _checked_flags(flags)
+    environ = os.environ if environ is None else environ
+    return [_spec(word, config, env, given, environ) for word in dict.fromkeys(chosen)]
 
 
 def _set(flags: dict[str, Any]) -> dict[str, Any]:
     """Flags the user actually gave (click passes None or empty otherwise)."""
-    return {k: v for k, v in flags.items() if v not in (None, (), False)}
+    # Identity, not ``in``: 0 == False, and a flag given as 0 must be checked.
+    return {
+        k: v for k, v in flags.items() if not (v is None or v is False or v == ())
+    }
 
 
 def _spec(
-    word: str, config: Config, env: dict[str, Any], flags: dict[str, Any]
+    word: str,
+    config: Config,
+    env: dict[str, Any],
+    flags: dict[str, Any],
+    environ: Mapping[str, str],
 ) -> TargetSpec:
     own = config.targets.get(word)
     if own is None:
@@ -139,6 +175,7 @@ def _spec(
         name = ""
     else:
         name = word
+        own = {**own, "url": target_url(config, word, environ)}
     layers = [_shared(config.settings), own, env, flags]
     merged: dict[str, Any] = {}
     for layer in layers:
@@ -173,8 +210,8 @@ def _shared(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if k not in GLOBAL_ONLY}
 
 
-GLOBAL_ONLY = frozenset(GLOBAL_KEYS) - {"interval", "read_only", *THRESHOLD_KEYS}
-GLOBAL_ONLY |= frozenset(LIST_KEYS) - {"patterns", "ignore"}
+GLOBAL_ONLY = frozenset(GLOBAL_KEYS) - frozenset(SHARED)
+"""Top-level keys that are about the run, not about each target."""
 
 
 def _thresholds(merged: dict[str, Any], name: str, config: Config) -> Thresholds:

@@ -59,6 +59,10 @@ class Sample:
     max-length, scheduled sorted sets): growth there is not a leak."""
     info: dict[str, Any] | None = None
     """Server-specific facts shown in the detail pane."""
+    length: int | None = None
+    """Entries the structure holds, when that differs from ``depth``: a Redis
+    stream keeps entries its consumer groups have taken, so its depth counts
+    only what the slowest group has yet to take or acknowledge."""
 
 
 @dataclass(slots=True)

@@ -78,6 +78,9 @@ class Tracker:
         self.families = families or Families()
         self.queues: dict[str, History] = {}
         self._absent: dict[str, float] = {}
+        """Names not present on the server, with when they went."""
+        self._unreported: dict[str, float] = {}
+        """Names the last snapshots did not list at all, with since when."""
         self._fams: dict[str, _Family] = {}
         self._since: dict[str, tuple[Verdict, float]] = {}
         self._judged: dict[str, Judgement] = {}
@@ -86,14 +89,16 @@ class Tracker:
     def update(self, snap: Snapshot) -> None:
         """Fold one poll's snapshot into the histories and verdicts."""
         counting = snap.complete and not snap.restarted
-        seen, moved = self._record(snap)
-        self._age_out(seen, snap.at)
+        reported, seen, moved = self._record(snap)
+        self._age_out(reported, seen, snap.at)
         self._update_families(snap.at, moved, counting)
-        self._judge_all(snap.at)
+        self._judge_all(snap.at, reported)
         self.last = snap
 
-    def _record(self, snap: Snapshot) -> tuple[set[str], dict[str, float]]:
-        """Add each sample; return names present and each non-zero outflow."""
+    def _record(self, snap: Snapshot) -> tuple[set[str], set[str], dict[str, float]]:
+        """Add each sample; return names reported, names present, and each
+        non-zero outflow."""
+        reported: set[str] = set()
         seen: set[str] = set()
         moved: dict[str, float] = {}
         limit = self.th.history
@@ -102,6 +107,7 @@ class Tracker:
         for sample in snap.queues:
             if ignored is not None and ignored(sample.name):
                 continue
+            reported.add(sample.name)
             history = queues.get(sample.name)
             if history is None:
                 history = queues[sample.name] = History(limit)
@@ -113,18 +119,27 @@ class Tracker:
                     moved[sample.name] = history.points[-1].flow_out - out
             if sample.present:
                 seen.add(sample.name)
-        return seen, moved
+        return reported, seen, moved
 
-    def _age_out(self, seen: set[str], now: float) -> None:
-        """Forget queues unseen for two windows, so memory tracks the server."""
+    def _age_out(self, reported: set[str], seen: set[str], now: float) -> None:
+        """Forget queues unreported for two windows, so memory tracks the server.
+
+        A queue the adapter still reports as gone (Redis deletes empty lists)
+        is remembered, at depth 0, for as long as the adapter reports it.
+        """
         for name in self.queues.keys() - seen:
-            first = self._absent.setdefault(name, now)
-            if now - first > 2 * self.th.window:
-                del self.queues[name]
-                del self._absent[name]
-                self.families.forget(name)
+            self._absent.setdefault(name, now)
         for name in seen & self._absent.keys():
             del self._absent[name]
+        for name in self.queues.keys() - reported:
+            first = self._unreported.setdefault(name, now)
+            if now - first > 2 * self.th.window:
+                del self.queues[name]
+                del self._unreported[name]
+                self._absent.pop(name, None)
+                self.families.forget(name)
+        for name in reported & self._unreported.keys():
+            del self._unreported[name]
 
     def _update_families(
         self, now: float, moved: dict[str, float], counting: bool
@@ -183,10 +198,9 @@ class Tracker:
             now,
         )
 
-    def _judge_all(self, now: float) -> None:
+    def _judge_all(self, now: float, reported: set[str]) -> None:
         judged: dict[str, Judgement] = {}
-        hidden = {n for fam in self._fams.values() for n in fam.members}
-        hidden.update(self._absent)
+        hidden = self._hidden(reported)
         for name, history in self.queues.items():
             if name not in hidden:
                 judged["q:" + name] = judge(history.points, self.th, _facts(history))
@@ -198,10 +212,22 @@ class Tracker:
         for key, judgement in judged.items():
             old = self._since.get(key)
             if old is None or old[0] != judgement.verdict:
-                self._since[key] = (judgement.verdict, now)
+                began = judgement.began
+                self._since[key] = (judgement.verdict, now if began is None else began)
         for key in self._since.keys() - judged.keys():
             del self._since[key]
         self._judged = judged
+
+    def _hidden(self, reported: set[str]) -> set[str]:
+        """Names with no row of their own: family members, queues the server
+        no longer lists, and vanished one-offs of a family."""
+        hidden = {n for fam in self._fams.values() for n in fam.members}
+        hidden.update(self.queues.keys() - reported)
+        pattern_of = self.families.pattern
+        for name in self._absent:
+            if pattern_of(name) in self._fams:
+                hidden.add(name)
+        return hidden
 
     def _family_facts(self, fam: _Family) -> Facts:
         samples = [s for n in fam.members if (s := self.queues[n].last) is not None]

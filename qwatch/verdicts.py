@@ -39,6 +39,9 @@ class Judgement:
 
     verdict: Verdict
     reason: str
+    began: float | None = None
+    """When the condition behind the verdict started (the last read before a
+    STALL, the low point a growth rose from); None for OK."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +74,11 @@ def judge(points: Sequence[Point], th: Thresholds, facts: Facts = Facts()) -> Ju
     ever_out = facts.consumed_before or now.flow_out > 0
     covered = span >= th.window * th.min_span_share
     if rising and not ever_out and not facts.bounded and covered:
-        return Judgement(Verdict.LEAK, _growth_text(grown, span, went, facts))
+        text = _growth_text(grown, span, went, facts)
+        return Judgement(Verdict.LEAK, text, _low_point(points).t)
     if rising and went > 0:
-        return Judgement(Verdict.BACKLOG, _flow_text(start, now, facts))
+        text = _flow_text(start, now, facts)
+        return Judgement(Verdict.BACKLOG, text, _low_point(points).t)
     return Judgement(Verdict.OK, _ok_text(points, start, now, facts))
 
 
@@ -83,6 +88,15 @@ def _point_at(points: Sequence[Point], t: float) -> Point:
         if point.t <= t:
             return point
     return points[0]
+
+
+def _low_point(points: Sequence[Point]) -> Point:
+    """The newest point at the lowest depth held: where the growth began."""
+    low = points[0]
+    for point in points:
+        if point.depth <= low.depth:
+            low = point
+    return low
 
 
 def _sustained(points: Sequence[Point], start: Point, now: Point) -> bool:
@@ -109,7 +123,7 @@ def _stall(points: Sequence[Point], th: Thresholds, facts: Facts) -> Judgement |
         f"{now.depth:,} {facts.unit} waiting; nothing {facts.gone_word} "
         f"for {quiet:.0f} s{was}"
     )
-    return Judgement(Verdict.STALL, text)
+    return Judgement(Verdict.STALL, text, since)
 
 
 def _last_out(points: Sequence[Point]) -> Point | None:

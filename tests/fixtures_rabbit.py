@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 import time
 import uuid
@@ -151,3 +152,102 @@ class Watcher:
     def verdicts_of(self, name: str) -> list[str]:
         """Every verdict ``name`` had so far, in order."""
         return [str(seen[name]) for seen in self.seen if name in seen]
+
+
+@dataclass
+class TlsProxy:
+    """TLS in front of the local broker: the test's own amqps and https."""
+
+    amqps_port: int
+    https_port: int
+    cafile: Path
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (IP SAN), made by the openssl CLI."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+            "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+class Forwarder:
+    """A TCP (or TLS-terminating) forwarder to one broker port.
+
+    :meth:`stop` closes it and every connection through it, which is how a
+    test makes the management API vanish while a target is being watched.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self, context: ssl.SSLContext | None = None) -> int:
+        """Listen on a free local port; returns it."""
+        self.server = await asyncio.start_server(
+            self._forward, "127.0.0.1", 0, ssl=context
+        )
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def _forward(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    def stop(self) -> None:
+        """Refuse new connections and cut the open ones."""
+        if self.server is not None:
+            self.server.close()
+        for writer in self.writers:
+            writer.close()
+
+
+def forwarder_to(url: str, default: int) -> Forwarder:
+    """A forwarder to the host and port of ``url``."""
+    parts = urlsplit(url)
+    return Forwarder(parts.hostname or "127.0.0.1", parts.port or default)
+
+
+@pytest.fixture
+async def rabbit_tls(rabbit_ready: str, tmp_path: Path) -> AsyncIterator[TlsProxy]:
+    """TLS-terminating proxies to the broker's AMQP and management ports.
+
+    The shared broker has no TLS listener and must not be reconfigured for
+    one test run, so TLS ends here and plain bytes go on to the broker.
+    """
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    amqp, api = forwarder_to(AMQP, 5672), forwarder_to(rabbit_ready, 15672)
+    try:
+        yield TlsProxy(await amqp.start(context), await api.start(context), cert)
+    finally:
+        amqp.stop()
+        api.stop()

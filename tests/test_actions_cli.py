@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_actions_helpers import (  # noqa: F401 - fixtures
@@ -69,13 +70,13 @@ async def test_read_only_refuses_every_action(
     assert refused == ["drain", "purge", "purge", "expire", "peek", "restore"]
 
 
-async def _with_env(args: list[str], audit_log: Path) -> object:
+async def _with_env(args: list[str], audit_log: Path, value: str = "1") -> Any:
     import asyncio
     import subprocess
 
     from test_actions_helpers import CLI, cli_env
 
-    env = {**cli_env(audit_log), "QWATCH_READ_ONLY": "1"}
+    env = {**cli_env(audit_log), "QWATCH_READ_ONLY": value}
     return await asyncio.to_thread(
         subprocess.run, [*CLI, *args], capture_output=True, text=True, env=env,
         timeout=120,
@@ -132,7 +133,7 @@ async def test_drain_then_restore_reports_counts(
         ["drain", filled.url, "jobs", "--to", str(path)], audit_log
     )
     assert drained.returncode == 0, drained.stderr
-    assert f"drained 20 items from jobs to {path}" in drained.stdout
+    assert f"drained 20 items from jobs on {filled.url} to {path}" in drained.stdout
     assert "jobs" not in await filled.depths()
     again = await arun_cli(["drain", filled.url, "jobs", "--to", str(path)], audit_log)
     one_line_error(again.stderr, "already exists")
@@ -158,3 +159,94 @@ async def test_bad_input_is_one_line(filled: Backend, tmp_path: Path) -> None:
         done = await arun_cli(args, tmp_path / "a")
         assert done.returncode == 3, (args, done.stdout, done.stderr)
         one_line_error(done.stderr, words)
+
+
+@pytest.fixture
+def config(filled: Backend, tmp_path: Path) -> Path:
+    """A qwatch.toml naming the test server twice: once read-only production,
+    once production only."""
+    path = tmp_path / "qwatch.toml"
+    path.write_text(
+        f'[targets.prod]\nurl = "{filled.url}"\nread_only = true\n'
+        f"production = true\n\n"
+        f'[targets.stage]\nurl = "{filled.url.rsplit("/", 1)[0]}/15"\n'
+        f"production = true\n"
+    )
+    return path
+
+
+async def test_config_read_only_holds_by_name_url_and_against_env(
+    filled: Backend, tmp_path: Path, config: Path
+) -> None:
+    """read_only from the config refuses by target name and by its URL typed
+    by hand; QWATCH_READ_ONLY=0 cannot lift it."""
+    audit_log = tmp_path / "a"
+    for word in ("prod", filled.url):
+        done = await arun_cli(
+            ["drain", word, "jobs", "--config", str(config)], audit_log
+        )
+        assert done.returncode == 3, done.stdout
+        one_line_error(done.stderr, "read-only", f"target prod in {config}")
+    done = await _with_env(
+        ["peek", "prod", "jobs", "--config", str(config)], audit_log, "0"
+    )
+    assert done.returncode == 3
+    one_line_error(done.stderr, "read-only")
+    assert (await filled.depths())["jobs"] == 20
+
+
+async def test_production_is_badged_and_the_flag_only_adds_read_only(
+    filled: Backend, tmp_path: Path, config: Path
+) -> None:
+    audit_log = tmp_path / "a"
+    args = ["purge", "stage", "jobs", "--dry-run", "--config", str(config)]
+    done = await arun_cli(args, audit_log)
+    assert done.returncode == 3  # DB 15 has no jobs list
+    one_line_error(done.stderr, "no queue named")
+    listed = await arun_cli(
+        ["purge", "prod", "jobs", "--dry-run", "--config", str(config)], audit_log
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("[PRODUCTION] prod: queue jobs: 1 queues")
+    refused = await arun_cli(
+        ["drain", "stage", "jobs", "--read-only", "--config", str(config)], audit_log
+    )
+    assert refused.returncode == 3
+    one_line_error(refused.stderr, "stage is read-only (--read-only)")
+
+
+async def test_ctrl_c_stops_a_drain_after_the_item_in_flight(
+    redis_backend: Backend,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """SIGINT cancels: exit 130, the file holds what left the server, the
+    rest is still queued, nothing is parked in a holding key."""
+    import asyncio
+    import signal
+    import subprocess
+
+    from test_actions_helpers import CLI, cli_env
+
+    original = bodies(5000, seed=11)
+    await redis_backend.fill("jobs", original)
+    path = tmp_path / "jobs.jsonl"
+    proc = subprocess.Popen(
+        [*CLI, "drain", redis_backend.url, "jobs", "--to", str(path)],
+        env=cli_env(tmp_path / "a"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    for _ in range(6000):
+        if path.exists() and path.read_bytes().count(b"\n") > 50:
+            break
+        assert proc.poll() is None, proc.communicate()
+        await asyncio.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 130, err
+    from qwatch.drainfile import read_items
+
+    saved = [item.body for item in read_items(path)]
+    assert f"drained {len(saved)} items" in out and "cancelled" in err
+    assert 0 < len(saved) < 5000
+    assert saved + await redis_backend.items("jobs") == original
+    assert "qwatch:drain:jobs" not in await redis_backend.depths()

@@ -19,10 +19,16 @@ import aio_pika
 import pytest
 import redis.asyncio as aioredis
 from qwatch.adapters import adapter_for
-from qwatch.adapters.base import Adapter
+from qwatch.adapters.base import Adapter, Item
+from qwatch.adapters.redis_items import stream_fields
 
-CLI = [sys.executable, "-c", "from qwatch.cli import main; main()"]
-"""``qwatch`` as a subprocess, whatever PATH holds."""
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; from qwatch.cli import main; sys.exit(main())",
+]
+"""``qwatch`` as a subprocess, whatever PATH holds; exits with main's return
+value, as the console script does."""
 
 
 def bodies(count: int, seed: int) -> list[bytes]:
@@ -71,6 +77,9 @@ class Backend(Protocol):
     async def fill(self, queue: str, items: Sequence[bytes]) -> None:
         """Put ``items`` in ``queue`` in order."""
 
+    def saved(self, item: Item) -> bytes:
+        """The original body an item of a drain file stands for."""
+
     async def contents(self) -> Counter[bytes]:
         """Every item the server holds for this test, in any queue or key."""
 
@@ -86,31 +95,64 @@ class Backend(Protocol):
 
 @dataclass
 class RedisBackend:
-    """A private Redis database on the session's throwaway server."""
+    """A private Redis database on the session's throwaway server.
+
+    ``kind`` is the structure queues are made of: a list, a sorted set
+    (score = position) or a stream (the body in field ``b``).
+    """
 
     url: str
     client: aioredis.Redis
     options: dict[str, Any] = field(default_factory=dict)
+    kind: str = "list"
 
     async def fill(self, queue: str, items: Sequence[bytes]) -> None:
+        base = await self.client.zcard(queue) if self.kind == "zset" else 0
         for start in range(0, len(items), 1000):
-            await self.client.rpush(queue, *items[start : start + 1000])
+            chunk = items[start : start + 1000]
+            if self.kind == "zset":
+                scores = {b: base + start + i for i, b in enumerate(chunk)}
+                await self.client.zadd(queue, scores)  # type: ignore[arg-type]
+            elif self.kind == "stream":
+                pipe = self.client.pipeline(transaction=False)
+                for body in chunk:
+                    pipe.xadd(queue, {"b": body})
+                await pipe.execute()
+            else:
+                await self.client.rpush(queue, *chunk)
 
     async def contents(self) -> Counter[bytes]:
+        """Items in every key, a drain's holding keys included."""
         found: Counter[bytes] = Counter()
         async for key in self.client.scan_iter(count=1000):
-            if await self.client.type(key) == b"list":
-                found.update(await self.client.lrange(key, 0, -1))
+            found.update(await self._all(key))
         return found
 
+    async def _all(self, key: bytes) -> list[bytes]:
+        kind = await self.client.type(key)
+        if kind == b"list":
+            return list(await self.client.lrange(key, 0, -1))
+        if kind == b"zset":
+            return list(await self.client.zrange(key, 0, -1))
+        if kind == b"stream":
+            return [f[b"b"] for _, f in await self.client.xrange(key)]
+        return []
+
+    def saved(self, item: Item) -> bytes:
+        """The original body an item of a drain file stands for."""
+        if self.kind == "stream":
+            return stream_fields(item)[b"b"]
+        return item.body
+
     async def items(self, queue: str) -> list[bytes]:
-        return list(await self.client.lrange(queue, 0, -1))
+        return await self._all(queue.encode())
 
     async def settled(self) -> None:
         return None
 
     async def depths(self) -> dict[str, int]:
-        sizes = {b"list": "llen", b"string": "strlen", b"hash": "hlen"}
+        sizes = {b"list": "llen", b"string": "strlen", b"hash": "hlen",
+                 b"zset": "zcard", b"stream": "xlen"}  # fmt: skip
         found: dict[str, int] = {}
         async for key in self.client.scan_iter(count=1000):
             kind = await self.client.type(key)
@@ -142,6 +184,9 @@ class RabbitBackend:
                 )
             )
         await channel.close()
+
+    def saved(self, item: Item) -> bytes:
+        return item.body
 
     async def contents(self) -> Counter[bytes]:
         found: Counter[bytes] = Counter()
@@ -236,6 +281,9 @@ class StarlingBackend:
         found: dict[str, list[bytes]] = self.thread.call(look)
         return found
 
+    def saved(self, item: Item) -> bytes:
+        return item.body
+
     async def contents(self) -> Counter[bytes]:
         found: Counter[bytes] = Counter()
         for items in (await asyncio.to_thread(self._state)).values():
@@ -269,6 +317,15 @@ def redis_backend(redis_db: tuple[str, aioredis.Redis]) -> RedisBackend:
     """A private database on the throwaway redis-server."""
     url, client = redis_db
     return RedisBackend(url, client)
+
+
+@pytest.fixture(params=["list", "zset", "stream"])
+def redis_kind_backend(
+    redis_db: tuple[str, aioredis.Redis], request: pytest.FixtureRequest
+) -> RedisBackend:
+    """A private database whose queues are lists, sorted sets or streams."""
+    url, client = redis_db
+    return RedisBackend(url, client, kind=request.param)
 
 
 @pytest.fixture

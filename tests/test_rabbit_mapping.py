@@ -14,7 +14,7 @@ from qwatch.adapters.rabbitmq import RabbitAdapter
 from qwatch.adapters.rabbitmq_props import properties_from_json, properties_to_json
 from qwatch.adapters.rabbitmq_purge import is_one_off
 from qwatch.adapters.rabbitmq_samples import idle_seconds, sample_from
-from qwatch.adapters.rabbitmq_target import RabbitTarget
+from qwatch.adapters.rabbitmq_target import RabbitTarget, target_options
 
 
 @pytest.mark.parametrize(
@@ -54,6 +54,65 @@ def test_names_are_bare_in_one_vhost_and_qualified_across_vhosts() -> None:
     one = RabbitTarget.parse("amqp://h/shop", {})
     assert one.name_of("shop", "a/b") == "a/b"
     assert one.split("a/b") == ("shop", "a/b")
+
+
+def target(url: str, options: dict[str, object] | None = None) -> RabbitTarget:
+    return RabbitTarget.parse(url, target_options(url, options or {}))
+
+
+def test_management_url_can_come_from_the_url_query() -> None:
+    """A command line alone can point at a management API elsewhere."""
+    url = "amqp://u:p@h/shop?management_url=http://m:8080/&heartbeat=30"
+    found = target(url)
+    assert (found.vhost, found.management_url) == ("shop", "http://m:8080")
+    # qwatch's own keys stay out of the AMQP URL; aio-pika's pass through
+    assert found.amqp_url("shop") == "amqp://u:p@h:5672/shop?heartbeat=30"
+
+
+def test_config_options_win_over_the_url_query() -> None:
+    """options in qwatch.toml are the explicit choice, so they win."""
+    url = "amqp://h?management_url=http://q:1&page_size=50"
+    found = target_options(url, {"management_url": "http://o:2"})
+    assert found == {"management_url": "http://o:2", "page_size": 50}
+
+
+def test_query_values_are_typed() -> None:
+    """Numbers, flags and queue lists in the query arrive typed."""
+    url = "amqp://h?queues=a,b&stats_interval=10&verify_tls=false"
+    assert target_options(url, {}) == {
+        "queues": ["a", "b"],
+        "stats_interval": 10.0,
+        "verify_tls": False,
+    }
+
+
+def test_tls_settings_reach_both_amqp_and_http() -> None:
+    """cafile and no_verify_ssl are aio-pika's keys; httpx gets a context."""
+    found = target("amqps://h/v?no_verify_ssl=1&cafile=/etc/ca.pem")
+    assert found.verify_tls is False
+    assert found.management_url == "https://h:15671"
+    assert found.amqp_url("v") == (
+        "amqps://guest:guest@h:5671/v?cafile=%2Fetc%2Fca.pem&no_verify_ssl=1"
+    )
+    assert target("amqps://h").http_verify() is True
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "words"),
+    [
+        ("amqp://h?page_size=0", {}, "page_size"),
+        ("amqp://h?stats_interval=soon", {}, "stats_interval"),
+        ("amqp://h?verify_tls=maybe", {}, "verify_tls"),
+        ("amqp://h", {"management_url": "ftp://x:y@m"}, "management_url"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(
+    url: str, options: dict[str, object], words: str
+) -> None:
+    """A bad value names its key in one line and never shows a password."""
+    with pytest.raises(TargetError, match=words) as caught:
+        RabbitAdapter(url, options)
+    assert "\n" not in str(caught.value) and "y@" not in str(caught.value)
 
 
 @pytest.mark.parametrize("url", ["http://h", "amqp://", "amqp://h:notaport"])

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import aio_pika
 import pytest
-from fixtures_rabbit import AMQP, RabbitVhost, Watcher
+from fixtures_rabbit import AMQP, API, RabbitVhost, Watcher, eventually
 from qwatch.adapters import adapter_for
 from qwatch.adapters.rabbitmq import RabbitAdapter
 
@@ -22,6 +27,8 @@ from qwatch.verdicts import Verdict
 
 pytestmark = pytest.mark.slow
 
+QWATCH = str(Path(sys.executable).with_name("qwatch"))
+"""The console script installed next to the interpreter running the tests."""
 SHORT = Thresholds(window=12.0, stall_after=12.0, min_growth=5, min_members=3)
 
 
@@ -116,6 +123,36 @@ async def test_consumer_killed_is_stall_and_ok_after_it_returns(
     assert Verdict.LEAK not in w.verdicts_of("work")
 
 
+async def test_polling_faster_than_the_stats_refresh_reads_no_change_as_noise(
+    rabbit_vhost: RabbitVhost,
+) -> None:
+    """Polled every second, a steady work queue repeats the same numbers for
+    a stats interval, then jumps: that is never read as STALL or growth."""
+    channel = await rabbit_vhost.channel()
+    await channel.declare_queue("steady")
+    worker = await consumer(rabbit_vhost, "steady")
+    totals: list[tuple[int | None, int | None]] = []
+    try:
+        async with (
+            watching(rabbit_vhost, SHORT) as w,
+            running(publish_forever(rabbit_vhost, "steady", 0.05)),
+        ):
+
+            def recorded(rows: dict[str, Any]) -> bool:
+                if "steady" in rows:
+                    sample = rows["steady"].sample
+                    totals.append((sample.total_in, sample.total_out))
+                return len(totals) >= 25
+
+            await w.until(recorded, timeout=60)
+    finally:
+        await worker.close()
+    repeats = sum(1 for a, b in itertools.pairwise(totals) if a == b)
+    jumps = len(totals) - 1 - repeats
+    assert repeats >= 10 and jumps >= 3  # stale reads did happen, and moves
+    assert set(w.verdicts_of("steady")) == {"OK"}
+
+
 async def test_per_task_result_queues_leak_unless_they_expire(
     rabbit_vhost: RabbitVhost,
 ) -> None:
@@ -137,7 +174,8 @@ async def test_per_task_result_queues_leak_unless_they_expire(
         rows = await w.until(lambda r: _verdict(r, "result.{hex}") == Verdict.LEAK, 60)
         assert rows["result.{hex}"].members >= 10
         assert "0 read or gone" in rows["result.{hex}"].reason
-        assert "expiring.{hex}" in rows
+        # the twin's members really do go away: its count stays far lower
+        assert rows["expiring.{hex}"].members * 2 < rows["result.{hex}"].members
     assert "LEAK" not in w.verdicts_of("expiring.{hex}")
     assert w.verdicts_of("expiring.{hex}")[-1] == "OK"
 
@@ -185,3 +223,52 @@ async def test_a_burst_that_drains_is_ok(rabbit_vhost: RabbitVhost) -> None:
 def _verdict(rows: dict[str, object], name: str) -> Verdict | None:
     row = rows.get(name)
     return getattr(row, "verdict", None)
+
+
+async def test_qwatch_check_json_gives_the_verdicts_on_a_live_broker(
+    rabbit_vhost: RabbitVhost,
+) -> None:
+    """The command an operator runs: result family LEAK, its x-expires twin
+    not, a work queue whose consumer died STALL, a served one OK; exit 2."""
+    channel = await rabbit_vhost.channel()
+    for queue in ("served", "orphaned"):
+        await channel.declare_queue(queue)
+    served = await consumer(rabbit_vhost, "served")
+    orphaned = await consumer(rabbit_vhost, "orphaned")
+    workload = running(
+        publish_forever(rabbit_vhost, "served", 0.1),
+        publish_forever(rabbit_vhost, "orphaned", 0.1),
+        one_offs(rabbit_vhost, "result", 0.3, message=b"{}"),
+        one_offs(
+            rabbit_vhost, "expiring", 0.3, message=b"{}", arguments={"x-expires": 2000}
+        ),
+    )
+    # the override as a URL query key, so the check needs no config file
+    url = f"{rabbit_vhost.url}?management_url={API}"
+    command = [QWATCH, "check", "--json", "--for", "45s", "--window", "15s"]
+    command += ["--stall-after", "15s", "--interval", "5s", url]
+    try:
+        async with workload:
+
+            async def orphaned_consumed() -> bool:
+                info = await rabbit_vhost.queue_info("orphaned")
+                return bool(info.get("message_stats", {}).get("ack"))
+
+            await eventually(orphaned_consumed, timeout=30)
+            await orphaned.close()  # its worker dies as the check starts
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdout=asyncio.subprocess.PIPE
+            )
+            out, _ = await proc.communicate()
+    finally:
+        await served.close()
+    report = json.loads(out)
+    families = {f["name"]: f for f in report["families"]}
+    queues = {q["name"]: q for q in report["queues"]}
+    assert report["targets"][0]["status"] == "ok"
+    assert families["result.{hex}"]["verdict"] == "LEAK"
+    assert families["expiring.{hex}"]["verdict"] != "LEAK"
+    assert queues["orphaned"]["verdict"] == "STALL"
+    assert queues["served"]["verdict"] == "OK"
+    assert report["targets"][0]["server"]["memory_limit"] > 0
+    assert proc.returncode == 2

@@ -7,21 +7,16 @@ import base64
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from fixtures_redis import wait_until
-
 from qwatch.adapters.base import ActionError, Item
 from qwatch.adapters.redis import RedisAdapter
+
 from qwatch.families import Families
 
 Db = tuple[str, aioredis.Redis]
@@ -172,56 +167,71 @@ async def _stream_fields(r: aioredis.Redis) -> list[dict[bytes, bytes]]:
     return [fields for _, fields in await r.xrange("k")]
 
 
-CHILD = """
-import asyncio, sys
-sys.path.insert(0, {tests!r})
-from test_redis_actions import JsonlSink
-from qwatch.adapters.redis import RedisAdapter
+async def test_stream_entries_keep_their_ids_where_they_fit(
+    adapter: RedisAdapter, redis_db: Db, tmp_path: Path
+) -> None:
+    """Into a new stream the saved ids come back; into the drained one (whose
+    last id is taken) new ids are made, in the same order."""
+    r = redis_db[1]
+    for i in range(5):
+        await r.xadd("s", {"n": str(i)})
+    ids = [i for i, _ in await r.xrange("s")]
+    path = tmp_path / "s.jsonl"
+    assert await drain_to(adapter, "s", path) == 5
+    assert await adapter.restore("t", aiter_items(read_items(path))) == 5
+    assert [i for i, _ in await r.xrange("t")] == ids
+    assert await adapter.restore("s", aiter_items(read_items(path))) == 5
+    again = await r.xrange("s")
+    assert [f[b"n"] for _, f in again] == [str(i).encode() for i in range(5)]
+    assert again[0][0] > ids[-1]
 
-async def main():
-    adapter = RedisAdapter({url!r})
-    sink = JsonlSink(__import__("pathlib").Path({path!r}))
-    await adapter.drain({queue!r}, sink)
 
-asyncio.run(main())
-"""
+class FailingSink:
+    """Saves ``good`` items, then fails the way a full disk does."""
 
+    def __init__(self, good: int) -> None:
+        self.good = good
+        self.items: list[Item] = []
 
-def _lines(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
+    async def write(self, item: Item) -> None:
+        """Keep one item, or fail."""
+        if len(self.items) >= self.good:
+            raise OSError(28, "No space left on device")
+        self.items.append(item)
 
 
 @pytest.mark.parametrize("kind", ["list", "zset"])
-def test_drain_killed_loses_nothing(
-    kind: str, redis_db: Db, tmp_path: Path
+async def test_a_failed_write_puts_held_items_back(
+    kind: str, adapter: RedisAdapter, redis_db: Db
 ) -> None:
-    """10,000 items, SIGKILL at random points 3 times, then a full drain:
-    the file holds every item, with at most one duplicate per kill."""
-    url = redis_db[0]
-    import redis as sync_redis
-
-    r = sync_redis.Redis.from_url(url)
-    bodies = [f"item-{i}-{uuid.uuid4().hex[:6]}".encode() for i in range(10_000)]
+    """When the file fails mid-batch, what the holding key has goes back to
+    the queue in order; the holding key is left empty."""
+    r = redis_db[1]
+    bodies = [f"job-{i:03}".encode() for i in range(250)]
     if kind == "list":
-        r.rpush("work", *bodies)
+        await r.rpush("q", *bodies)
     else:
-        r.zadd("work", {b: i for i, b in enumerate(bodies)})
-    path = tmp_path / "drain.jsonl"
-    tests = str(Path(__file__).parent)
-    code = CHILD.format(tests=tests, url=url, path=str(path), queue="work")
-    kills = 3
-    for _ in range(kills):
-        target = _lines(path) + random.randint(300, 2000)
-        child = subprocess.Popen([sys.executable, "-c", code])
-        wait_until(lambda t=target: _lines(path) >= t or child.poll() is not None, 60)
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(10) == -signal.SIGKILL  # killed mid-drain, not done
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-    got = Counter(i.body for i in read_items(path))
-    assert set(got) == set(bodies)
-    assert sum(got.values()) - len(bodies) <= kills
-    assert not r.exists("work", "qwatch:drain:work")
-    r.close()
+        await r.zadd("q", {b: i for i, b in enumerate(bodies)})
+    sink = FailingSink(130)
+    with pytest.raises(OSError):
+        await adapter.drain("q", sink)
+    assert [i.body for i in sink.items] == bodies[:130]
+    left = await (r.lrange("q", 0, -1) if kind == "list" else r.zrange("q", 0, -1))
+    assert left == bodies[130:]
+    assert not await r.exists("qwatch:drain:q")
+
+
+async def test_a_killed_drains_holding_list_is_saved_first(
+    adapter: RedisAdapter, redis_db: Db, tmp_path: Path
+) -> None:
+    """Items a killed drain parked are written before the queue's own."""
+    r = redis_db[1]
+    await r.rpush("qwatch:drain:q", b"held-1", b"held-2")
+    await r.rpush("q", b"a", b"b")
+    path = tmp_path / "q.jsonl"
+    assert await drain_to(adapter, "q", path) == 4
+    assert [i.body for i in read_items(path)] == [b"held-1", b"held-2", b"a", b"b"]
+    assert not await r.exists("q", "qwatch:drain:q")
 
 
 async def test_family_purge_spares_look_alikes(
@@ -270,6 +280,33 @@ async def test_purge_expire_and_cancel(adapter: RedisAdapter, redis_db: Db) -> N
     result = await adapter.purge(names[:10], expire=60)
     assert len(result.deleted) == 10 and 0 < await r.ttl("res-0") <= 60
     cancel = asyncio.Event()
-    result = await adapter.purge(names[10:], progress=lambda n: cancel.set(), cancel=cancel)
+    result = await adapter.purge(
+        names[10:], progress=lambda n: cancel.set(), cancel=cancel
+    )
     assert len(result.deleted) == 100  # one batch, then the cancel was seen
     assert await r.exists(*names[110:]) == 190
+
+
+async def test_restore_also_returns_what_a_killed_drain_parked(
+    adapter: RedisAdapter,
+    redis_db: Db,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Restoring a killed drain's file puts its file back and the holding
+    list's items too, so nothing stays stranded in ``qwatch:drain:q``."""
+    from qwatch import actions
+    from qwatch.drainfile import DrainWriter
+
+    monkeypatch.setenv("QWATCH_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    r = redis_db[1]
+    path = tmp_path / "killed.jsonl"
+    with DrainWriter(path, redis_db[0], "q") as sink:
+        for body in (b"a", b"b"):
+            await sink.write(Item(body, {"kind": "list"}))
+    await r.rpush("qwatch:drain:q", b"c", b"d")
+    await r.rpush("q", b"e")
+    out = await actions.restore(adapter, path, actions.Guard(redis_db[0]))
+    assert (out.count, out.returned, out.queue) == (2, 2, "q")
+    assert await r.lrange("q", 0, -1) == [b"c", b"d", b"e", b"a", b"b"]
+    assert not await r.exists("qwatch:drain:q")

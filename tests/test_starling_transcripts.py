@@ -117,7 +117,11 @@ class Replay:
             send = send.replace(recorded, ours)
         return send.encode("latin-1")
 
-    def run(self, step: dict[str, Any]) -> None:
+    def run(
+        self, step: dict[str, Any], whole: Callable[[str], str] | None = None
+    ) -> None:
+        """Replay one step; ``whole`` rebuilds a truncated recording's full
+        reply from its kept head, so that one too is compared byte for byte."""
         data = self.prepare(step)
         client = self.conn(step["conn"])
         client.send(data)
@@ -127,21 +131,31 @@ class Replay:
             assert got == b"", f"{step.get('note')}: expected silence, got {got!r}"
             return
         if step.get("recv_truncated"):
-            self.check_truncated(client, step)
+            self.check_truncated(client, step, whole)
             return
         got = client.read_lines(want.count("\r\n")).decode("latin-1")
         assert mask(got, self.volatile) == mask(want, self.volatile), step.get("note")
 
-    def check_truncated(self, client: Client, step: dict[str, Any]) -> None:
+    def check_truncated(
+        self,
+        client: Client,
+        step: dict[str, Any],
+        whole: Callable[[str], str] | None,
+    ) -> None:
         total = step["recv_total_lines"]
         got = client.read_lines(total).decode("latin-1")
         assert got.count("\r\n") == total
         head: str = step["recv"]
-        kept = got[: len(got)].split("\r\n")[: head.count("\r\n")]
-        want = head.split("\r\n")[: head.count("\r\n")]
-        assert [mask(x, self.volatile) for x in kept] == [
-            mask(x, self.volatile) for x in want
-        ]
+        kept = head.count("\r\n")
+        ours = mask(got, self.volatile).split("\r\n")[:kept]
+        assert ours == mask(head, self.volatile).split("\r\n")[:kept]
+        if whole is not None:
+            want = whole(head)
+            # The rebuilt reply carries the recording's own volatile values, so
+            # its length must be the recorded length: the rebuild is faithful.
+            assert len(want.encode("latin-1")) == step["recv_total_bytes"]
+            assert want.count("\r\n") == total
+            assert mask(got, self.volatile) == mask(want, self.volatile)
 
     def close(self) -> None:
         for client in self.conns.values():
@@ -224,6 +238,57 @@ def test_limit_recording_with_the_real_descriptor_cap(replay) -> None:  # type: 
                 .encode("latin-1")
                 .startswith(b"set " + _fill_name(step["set_number"]))
             )
-        session.run(step)
+        session.run(step, whole=lambda head: _whole_limit_stats(head, doc))
     folder = Path(session.server.server.journal_dir)
     assert len(list(folder.iterdir())) == doc["journal_at_end"]["count"]
+
+
+def _whole_limit_stats(head: str, doc: dict[str, Any]) -> str:
+    """The limit recording's full stats reply: its 18 global lines and first
+    block as kept, then one untouched one-item queue per later fill set."""
+    kept = "\r\n".join(head.split("\r\n")[: 18 + 5]) + "\r\n"
+    fields = (("items", 1), ("total_items", 1), ("logsize", 23),
+              ("expired_items", 0), ("age", 0))  # fmt: skip
+    rest = "".join(
+        f"STAT queue_{_fill_name(n).decode()}_{field} {value}\r\n"
+        for n in range(2, doc["queues_created"] + 1)
+        for field, value in fields
+    )
+    return kept + rest + "END\r\n"
+
+
+SHARED = Path(__file__).parents[2] / "shared" / "starling"
+"""The spec folder the recordings were copied from, when this checkout has it."""
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no shared spec folder (a clone)")
+def test_copy_is_identical_to_the_shared_recordings() -> None:
+    """tests/starling_transcripts holds the spec folder's files byte for byte."""
+    theirs = {p.name: p.read_bytes() for p in (SHARED / "transcripts").iterdir()}
+    theirs["README.md"] = (SHARED / "README.md").read_bytes()
+    ours = {p.name: p.read_bytes() for p in FOLDER.iterdir()}
+    assert ours == theirs
+
+
+def test_delete_takes_the_rest_of_the_line_as_the_name(starling) -> None:  # type: ignore[no-untyped-def]
+    """Starling's delete pattern is greedy: ``delete report 1`` drops the queue
+    "report 1", never "report" (a family purge relies on it)."""
+    client = Client(starling.port)
+    client.send(b"set report 0 0 4\r\nkeep\r\nset report 1 0 0 1\r\nx\r\n")
+    assert client.read_lines(2) == b"STORED\r\nSTORED\r\n"
+    client.send(b"delete report 1\r\n")
+    assert client.read_lines(1) == b"DELETED\r\n"
+    client.send(b"get report\r\n")
+    assert client.read_lines(3) == b"VALUE report 0 4\r\nkeep\r\nEND\r\n"
+    client.close()
+
+
+def test_get_drops_whitespace_only_past_250_characters(starling) -> None:  # type: ignore[no-untyped-def]
+    """``get`` + 250 characters + spaces names the 250-character queue, as
+    Starling's ``get (.{1,250})\\s*`` does; 251 other characters are an error."""
+    name = b"n" * 250
+    client = Client(starling.port)
+    client.send(b"set %s 0 0 1\r\nv\r\nget %s  \r\nget %sx\r\n" % (name, name, name))
+    want = b"STORED\r\nVALUE %s 0 1\r\nv\r\nEND\r\n" % name
+    assert client.read_lines(5) == want + b"CLIENT_ERROR bad command line format\r\n"
+    client.close()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ MEMBER_LIMIT = 500
 
 CLOSE_TIMEOUT = 2.0
 """Seconds an adapter may take to close when the dashboard quits."""
+
+RECANCEL_EVERY = 0.25
+"""Seconds between cancels of a poll loop asked to stop that is still running."""
 
 
 @dataclass(slots=True)
@@ -69,21 +73,45 @@ class Runner:
         """True when every family's members are wanted (grouping off)."""
         self.focus: str | None = None
         """The queue or family whose history the detail pane wants."""
+        self.finished = threading.Event()
+        """Set when the thread body has returned."""
         self._seq = 0
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
     def run(self) -> None:
         """Thread body: poll until :meth:`stop` is called."""
-        asyncio.run(self._main())
+        try:
+            if not self._stopping:
+                asyncio.run(self._main())
+        finally:
+            self.finished.set()
 
     def stop(self) -> None:
-        """Ask the loop to end; an unfinished poll is cancelled."""
-        loop, task = self._loop, self._task
-        if loop is not None and task is not None and not loop.is_closed():
+        """Ask the loop to end; an unfinished poll is cancelled.
+
+        A cancel alone is not enough: on Python 3.11 ``asyncio.wait_for``
+        (around every poll, and inside redis-py) swallows a cancel that lands
+        as the awaited call finishes, and the loop would poll on for good,
+        keeping the process alive after quitting. So a flag is set too, and
+        the cancel is repeated until the loop has ended.
+        """
+        self._stopping = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop just closed
-                loop.call_soon_threadsafe(task.cancel)
+                loop.call_soon_threadsafe(self._halt)
+
+    def _halt(self) -> None:
+        """Runner thread: wake the wait between polls, cancel a running poll."""
+        if self._wake is not None:
+            self._wake.set()
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            asyncio.get_running_loop().call_later(RECANCEL_EVERY, self._halt)
 
     def request_view(self) -> None:
         """Build a fresh view soon, without waiting for the next poll."""
@@ -93,8 +121,11 @@ class Runner:
                 loop.call_soon_threadsafe(self._publish)
 
     async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
         self._task = asyncio.current_task()
+        self._loop = asyncio.get_running_loop()
+        if self._stopping:  # stop() came before the loop was known
+            return
         try:
             await self._poll_forever()
         except asyncio.CancelledError:
@@ -105,11 +136,18 @@ class Runner:
                 await asyncio.wait_for(self.watch.adapter.close(), CLOSE_TIMEOUT)
 
     async def _poll_forever(self) -> None:
-        while True:
+        wake = self._wake
+        assert wake is not None
+        while not self._stopping:
             await self.watch.poll_once()
+            if self._stopping:
+                break
             self._publish()
             wait = (self.watch.status.next_poll or 0) - time.time()
-            await asyncio.sleep(max(0.0, wait))
+            # asyncio.timeout, not wait_for: it never swallows a cancel.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, wait)):
+                    await wake.wait()
 
     def _publish(self) -> None:
         try:

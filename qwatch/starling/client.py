@@ -16,6 +16,7 @@ import logging
 log = logging.getLogger(__name__)
 
 STATS_END = b"\r\nEND\r\n"
+DELETED = (b"DELETED\r\n",)
 READ_LIMIT = 256 * 1024 * 1024
 """Largest reply accepted; a stats at 10,000 queues is about 4 MB."""
 
@@ -111,14 +112,21 @@ class QueueClient:
         line = await self._call(head + data + b"\r\n", "line")
         return line == b"STORED\r\n"
 
-    async def delete(self, name: bytes) -> bool:
-        """Drop a queue; False when the server says ``NOT_FOUND``."""
+    async def delete(self, name: bytes, ok: tuple[bytes, ...] = DELETED) -> bool:
+        """Drop a queue; False unless the reply is one of ``ok`` (Starling
+        says ``NOT_FOUND`` for a queue it has not loaded)."""
         line = await self._call(b"delete " + name + b"\r\n", "line")
-        return line == b"DELETED\r\n"
+        return line in ok
 
-    async def get_then_delete(self, name: bytes) -> bytes | None:
+    async def get_then_delete(
+        self, name: bytes, ok: tuple[bytes, ...] = DELETED
+    ) -> bytes | None:
         """``get`` and ``delete`` in one packet, so no other client's command
-        lands between them on a single-threaded server. Returns the value."""
+        lands between them on a single-threaded server. Returns the value.
+
+        Raises:
+            ProtocolError: the delete was refused.
+        """
         async with self._lock:
             await self.connect()
             assert self._reader is not None and self._writer is not None
@@ -127,10 +135,12 @@ class QueueClient:
                     self._writer.write(b"get %s\r\ndelete %s\r\n" % (name, name))
                     await self._writer.drain()
                     got = await self._read("value")
-                    await self._read("line")
+                    deleted = await self._read("line")
             except BaseException:
                 await self.close()
                 raise
+        if deleted not in ok:
+            raise ProtocolError(f"delete refused: {deleted.decode('latin-1').strip()}")
         return got[1:] if got else None
 
 

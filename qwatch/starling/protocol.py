@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -18,9 +18,14 @@ if TYPE_CHECKING:
     from qwatch.starling.queues import QueueCollection
 
 ERROR = b"CLIENT_ERROR bad command line format\r\n"
+# Starling's own patterns, greedy as in Ruby: ``delete job 5`` names the queue
+# "job 5", and ``get`` drops trailing whitespace only past 250 characters.
 _SET = re.compile(rb"set (.{1,250}) ([0-9]+) ([0-9]+) ([0-9]+)", re.DOTALL)
-_DELETE = re.compile(rb"delete (.{1,250}?)(?: [0-9]+)?", re.DOTALL)
+_GET = re.compile(rb"get (.{1,250})\s*", re.DOTALL)
+_DELETE = re.compile(rb"delete (.{1,250})(?: [0-9]+)?", re.DOTALL)
 _FLUSH = re.compile(rb"flush_all(?: [0-9]+)?")
+VERBS = frozenset((b"get", b"set", b"delete", b"stats", b"flush_all", b"quit"))
+"""Verbs counted by name; anything else counts as ``other``."""
 
 
 class _PendingSet:
@@ -57,6 +62,9 @@ class StarlingConnection(asyncio.Protocol):
         self.expired: dict[bytes, int] = defaultdict(int)
         """Expired items this connection skipped, per queue (Starling keeps
         them per connection)."""
+        self.verbs: Counter[str] = Counter()
+        """Command lines this connection sent, by verb (tests prove with it
+        that watching sends nothing but ``stats``)."""
         self.served = False
         self._buf = bytearray()
         self._pending: _PendingSet | None = None
@@ -115,10 +123,12 @@ class StarlingConnection(asyncio.Protocol):
             self._send(b"STORED\r\n" if stored else b"NOT STORED\r\n")
 
     def _command(self, line: bytes) -> None:
+        verb = line.split(b" ", 1)[0]
+        self._count(verb.decode("latin-1") if verb in VERBS else "other")
         if line == b"stats":
             self._send(self._stats_reply(self))
-        elif line.startswith(b"get "):
-            self._get(line[4:])
+        elif (match := _GET.fullmatch(line)) is not None:
+            self._get(match.group(1))
         elif (match := _SET.fullmatch(line)) is not None:
             self.qc.stats["cmd_set"] += 1
             name, _flags, exptime, size = match.groups()
@@ -131,10 +141,11 @@ class StarlingConnection(asyncio.Protocol):
         elif line != b"quit":
             self._send(ERROR)
 
+    def _count(self, verb: str) -> None:
+        self.verbs[verb] += 1
+        self.qc.verbs[verb] += 1
+
     def _get(self, name: bytes) -> None:
-        if not 1 <= len(name) <= 250:
-            self._send(ERROR)
-            return
         self.qc.stats["cmd_get"] += 1
         now = int(self.qc.clock())
         while (entry := self.qc.take(name)) is not None:

@@ -11,7 +11,7 @@ import logging
 import os
 import struct
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -131,6 +131,8 @@ class QueueCollection:
         """Called when a descriptor is given back (a queue deleted)."""
         self.connections = 0
         """Connections holding a descriptor now."""
+        self.verbs: Counter[str] = Counter()
+        """Command lines received from every connection, by verb."""
         self.stats = dict.fromkeys(
             ("total_items", "bytes", "total_connections", "cmd_get", "cmd_set",
              "get_hits", "get_misses", "bytes_read", "bytes_written"), 0,

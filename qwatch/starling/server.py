@@ -15,6 +15,7 @@ import resource
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from qwatch.starling.protocol import StarlingConnection
@@ -149,6 +150,16 @@ class StarlingServer:
         """Serve held connections while descriptors are free."""
         while self._held and self.qc.has_free_fd():
             self._take_fd(self._held.pop(0))
+
+    def verbs_of(self, peer: tuple[str, int]) -> Counter[str] | None:
+        """What the live connection from ``peer`` (host, port) has sent, by
+        verb; None when no such connection is open."""
+        for conn in self._live:
+            if conn.transport is not None:
+                name = conn.transport.get_extra_info("peername")
+                if name is not None and tuple(name[:2]) == peer:
+                    return Counter(conn.verbs)
+        return None
 
     def _stats(self, conn: StarlingConnection) -> bytes:
         queues = self.qc.queues
