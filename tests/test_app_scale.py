@@ -46,7 +46,9 @@ async def test_keys_answer_while_a_thousand_lines_update() -> None:
         took = time.monotonic() - started
         log.info("three sorts of %d lines under polling took %.3f s", COUNT, took)
         assert "sort: name" in str(table.border_title)
+        # A sort keeps the selected queue selected, wherever it moved to.
+        row = table.cursor_row
         await pilot.press("down", "down")
-        assert table.cursor_row == 2
+        assert table.cursor_row == row + 2
         await until(pilot, lambda: app.views["many"].seq >= start + 3)
         assert table.stats["refills"] == 0
