@@ -205,9 +205,11 @@ class Reading:
         ttl = r[i]
         extra = r[i + 1] if i + 1 < end else None
         if type(idle) is ReplyError:
-            idle = self._refuse("idle", "OBJECT IDLETIME", idle)
+            self._refuse("idle", "OBJECT IDLETIME", idle)
+            idle = None
         if type(ttl) is ReplyError:
-            ttl = self._refuse("ttl", "PTTL", ttl)
+            self._refuse("ttl", "PTTL", ttl)
+            ttl = None
         elif not self.has_ttl:
             ttl = -1 if ttl else -2
         if type(size) is ReplyError:
@@ -234,7 +236,6 @@ class Reading:
         if getattr(self.cols, column):
             self.cols.refuse(column, command, error)
             self.repack = True
-        return None
 
     def _wrong_type(self, st: KeyState, error: object) -> None:
         # The key was deleted and made again as another type: learn it again.

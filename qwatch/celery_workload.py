@@ -192,10 +192,14 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m qwatch.celery_workload [URL | --spawn] [--for SECONDS]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", nargs="?", help="redis://host:port/db to write to")
-    parser.add_argument("--spawn", action="store_true",
-                        help="start a throwaway redis-server and print its URL")  # fmt: skip
-    parser.add_argument("--for", dest="seconds", type=float, default=None,
-                        help="stop after this many seconds")  # fmt: skip
+    parser.add_argument(
+        "--spawn",
+        action="store_true",
+        help="start a throwaway redis-server and print its URL",
+    )
+    parser.add_argument(
+        "--for", dest="seconds", type=float, help="stop after this many seconds"
+    )
     args = parser.parse_args(argv)
     if bool(args.url) == args.spawn:
         parser.error("give a URL or --spawn, not both")

@@ -157,9 +157,7 @@ def resolve(
 def _set(flags: dict[str, Any]) -> dict[str, Any]:
     """Flags the user actually gave (click passes None or empty otherwise)."""
     # Identity, not ``in``: 0 == False, and a flag given as 0 must be checked.
-    return {
-        k: v for k, v in flags.items() if not (v is None or v is False or v == ())
-    }
+    return {k: v for k, v in flags.items() if not (v is None or v is False or v == ())}
 
 
 def _spec(

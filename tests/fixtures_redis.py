@@ -126,8 +126,19 @@ def start_redis(folder: Path, renamed: Sequence[str] = ()) -> Iterator[str]:
     if binary is None:
         pytest.fail("redis-server is not installed")
     port = free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(folder)]
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(folder),
+    ]
     for command in renamed:
         args += ["--rename-command", command, ""]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

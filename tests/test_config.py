@@ -112,7 +112,11 @@ def test_a_full_file_is_read_into_typed_values(tmp_path: Path) -> None:
     assert config.targets["cache"]["options"] == {"scan_count": 500}
     assert config.targets["broker"]["password_env"] == "BROKER_PASSWORD"
     first, second = config.silences
-    assert (first.target, first.pattern, first.until) == ("*", "celery-task-meta-*", None)
+    assert (first.target, first.pattern, first.until) == (
+        "*",
+        "celery-task-meta-*",
+        None,
+    )
     assert (second.target, second.pattern) == ("broker", "rpc.reply-*")
     assert second.until == 1893456000.0
 
@@ -179,8 +183,7 @@ BAD_FILES = [
     ),
     (
         "[targets.cache]\nurl = 'redis://:pw@x'\npassword_env = 'PW'",
-        "targets.cache.url: holds a password and password_env names another; "
-        "keep one",
+        "targets.cache.url: holds a password and password_env names another; keep one",
     ),
     (
         "watch = ['cache']",
@@ -191,8 +194,10 @@ BAD_FILES = [
         "silence = [3]",
         "silence[0]: expected a pattern or { pattern = ..., target = ... }",
     ),
-    ("[[silence]]\ntarget = 'cache'", "silence[0]: expected a pattern or "
-     "{ pattern = ..., target = ... }"),  # fmt: skip
+    (
+        "[[silence]]\ntarget = 'cache'",
+        "silence[0]: expected a pattern or { pattern = ..., target = ... }",
+    ),
     ("[[silence]]\npattern = 'x'\nfor = '1h'", "silence[0].for: unknown key"),
     (
         "[[silence]]\npattern = 'x'\ntarget = 1",
@@ -280,11 +285,15 @@ def test_every_bad_variable_is_named(env: dict[str, str], message: str) -> None:
 
 
 BAD_FLAGS = [
-    ({"webhook": "nowhere"}, "--webhook: expected an http:// or https:// URL, "
-     "got 'nowhere'"),  # fmt: skip
+    (
+        {"webhook": "nowhere"},
+        "--webhook: expected an http:// or https:// URL, got 'nowhere'",
+    ),
     ({"listen": "x"}, "--listen: expected HOST:PORT such as 127.0.0.1:9721, got 'x'"),
-    ({"on_alert": "say 'hi"}, "--on-alert: cannot split \"say 'hi\" into words: "
-     "No closing quotation"),  # fmt: skip
+    (
+        {"on_alert": "say 'hi"},
+        '--on-alert: cannot split "say \'hi" into words: No closing quotation',
+    ),
     ({"max_queues": 0}, "--max-queues: expected a whole number >= 1, got 0"),
 ]
 
@@ -309,7 +318,9 @@ def test_unknown_target_word_lists_the_known_ones(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError) as caught:
         resolve(["cache-server"], parse_config({}), {}, {}, {})
-    assert str(caught.value) == "'cache-server' is not a URL and no qwatch.toml defines it"
+    assert (
+        str(caught.value) == "'cache-server' is not a URL and no qwatch.toml defines it"
+    )
 
 
 def test_missing_password_variable_is_named_only_when_the_target_is_used(

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 from fixtures_redis import free_port, wait_until
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from qwatch.adapters.redis import RedisAdapter
 from test_app_fakes import DeadAdapter, ManyAdapter
 
-from qwatch.adapters.redis import RedisAdapter
 from qwatch.exporter import Exporter, series_count
 from qwatch.poller import Watch
 from qwatch.settings import Thresholds
@@ -56,9 +56,9 @@ async def poll_all_keys(watch: Watch, client: aioredis.Redis, family: bool) -> N
         await watch.poll_once()
         members = [r.members for r in watch.tracker.rows() if r.is_family]
         snap = watch.tracker.last
-        if snap is not None and snap.complete and (not family or members):
-            if not family or members[0] == total - 3:
-                return
+        whole = not family or (members and members[0] == total - 3)
+        if snap is not None and snap.complete and whole:
+            return
         await asyncio.sleep(0.05)
     raise AssertionError("the tracker never saw every key")
 
@@ -87,7 +87,9 @@ async def test_series_stay_flat_while_a_family_grows_by_thousands(
         await watch.adapter.close()
     assert series_count(after) == series_count(before)
     got = samples(after)
-    members = {labels["family"]: value for labels, value in got["qwatch_family_members"]}
+    members = {
+        labels["family"]: value for labels, value in got["qwatch_family_members"]
+    }
     assert members == {FAMILY: 5010.0}
     depths = {labels["queue"]: value for labels, value in got["qwatch_queue_depth"]}
     assert depths == {"celery": 1.0, "default": 2.0, "config": 1.0}

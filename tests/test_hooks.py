@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from fixtures_redis import wait_until
-
 from qwatch.adapters.redis import RedisAdapter
 from qwatch.adapters.starling import StarlingAdapter
+
 from qwatch.alerts import Alert, Alerts
 from qwatch.hooks import HookFailure, Hooks
 from qwatch.hooks_delivery import CommandHook, WebhookHook
@@ -60,14 +60,15 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 size = int(self.headers["Content-Length"])
                 receiver.bodies.append(json.loads(self.rfile.read(size)))
                 receiver.arrived.set()
                 while receiver.hold.is_set():
                     time.sleep(0.01)
-                status = receiver.statuses[min(len(receiver.bodies),
-                                               len(receiver.statuses)) - 1]
+                status = receiver.statuses[
+                    min(len(receiver.bodies), len(receiver.statuses)) - 1
+                ]
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -203,7 +204,11 @@ async def test_a_starling_workling_leak_reaches_the_webhook(receiver: Receiver) 
 def test_a_failing_command_is_reported_and_not_raised(tmp_path: Path) -> None:
     """Exit 3 with a message: listeners hear one line, the stats count it."""
     command = shlex.join(
-        [sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"]
+        [
+            sys.executable,
+            "-c",
+            "import sys; print('boom', file=sys.stderr); sys.exit(3)",
+        ]
     )
     hooks = Hooks([CommandHook(command, 10)])
     heard: list[HookFailure] = []

@@ -151,5 +151,8 @@ def test_help_states_the_order() -> None:
         )
         text = " ".join(done.stdout.split())
         assert done.returncode == 0
-        assert "Settings: flags, then QWATCH_* environment variables, then qwatch.toml" in text
+        assert (
+            "Settings: flags, then QWATCH_* environment variables, then qwatch.toml"
+            in text
+        )
         assert "else ./qwatch.toml, else the user config folder" in text

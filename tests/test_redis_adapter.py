@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 from fixtures_redis import start_redis, wait_until_async
-
 from qwatch.adapters import adapter_for, redis_keys
 from qwatch.adapters.base import TargetError
 from qwatch.adapters.redis import RedisAdapter
+
 from qwatch.model import Kind, Snapshot
 
 Db = tuple[str, aioredis.Redis]
@@ -51,7 +51,9 @@ async def fill_every_type(r: aioredis.Redis) -> None:
     await r.set("cached", "y", ex=100)
 
 
-async def test_reports_numbers_for_every_type(adapter: RedisAdapter, redis_db: Db) -> None:
+async def test_reports_numbers_for_every_type(
+    adapter: RedisAdapter, redis_db: Db
+) -> None:
     """Depth, kind, TTL, bounded, pending and bytes come out right per type."""
     await fill_every_type(redis_db[1])
     snap = await full_poll(adapter)

@@ -15,8 +15,8 @@ import uuid
 
 import pytest
 import redis.asyncio as aioredis
-
 from qwatch.adapters.redis import RedisAdapter
+
 from qwatch.poller import Watch
 from qwatch.settings import Thresholds
 from qwatch.tracker import Row, Tracker
@@ -53,7 +53,9 @@ def verdicts(rows: list[Row]) -> dict[str, Verdict]:
 
 
 @pytest.mark.slow
-async def test_celery_result_leak_is_found(redis_db: tuple[str, aioredis.Redis]) -> None:
+async def test_celery_result_leak_is_found(
+    redis_db: tuple[str, aioredis.Redis],
+) -> None:
     """LEAK for the result family within two windows; twin and work list OK."""
     url, r = redis_db
     worker = aioredis.Redis.from_url(url)

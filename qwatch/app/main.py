@@ -61,7 +61,7 @@ class QwatchApp(ActionKeys):
         Binding("slash", "filter", "Filter"),
         Binding("s", "sort", "Sort"),
         Binding("g", "group", "Group"),
-        Binding("space", "toggle", "Expand", show=False),
+        Binding("space", "expand", "Expand", show=False),
         Binding("a", "alert_log", "Alerts"),
         Binding("m", "silence(3600)", "Mute 1h"),
         Binding("M", "silence(0)", "Mute", show=False),
@@ -191,7 +191,7 @@ class QwatchApp(ActionKeys):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on a family expands or folds it."""
         if isinstance(event.data_table, QueueTable):
-            self.action_toggle()
+            self.action_expand()
 
     # Alerts.
 
@@ -273,7 +273,7 @@ class QwatchApp(ActionKeys):
         self._caption()
         self._draw()
 
-    def action_toggle(self) -> None:
+    def action_expand(self) -> None:
         """Expand the family under the cursor, or fold the one it is in."""
         entry = self.selected_entry()
         if entry is None or entry.family is None or not self.choices.grouped:
