@@ -203,12 +203,12 @@ class Tracker:
         hidden = self._hidden(reported)
         for name, history in self.queues.items():
             if name not in hidden:
-                judged["q:" + name] = judge(history.points, self.th, _facts(history))
+                facts = _facts(history, self._leaking("q:" + name))
+                judged["q:" + name] = judge(history.points, self.th, facts)
         for pattern, fam in self._fams.items():
             assert fam.history is not None
-            judged["f:" + pattern] = judge(
-                fam.history.points, self.th, self._family_facts(fam)
-            )
+            facts = self._family_facts(fam, self._leaking("f:" + pattern))
+            judged["f:" + pattern] = judge(fam.history.points, self.th, facts)
         for key, judgement in judged.items():
             old = self._since.get(key)
             if old is None or old[0] != judgement.verdict:
@@ -217,6 +217,10 @@ class Tracker:
         for key in self._since.keys() - judged.keys():
             del self._since[key]
         self._judged = judged
+
+    def _leaking(self, key: str) -> bool:
+        held = self._since.get(key)
+        return held is not None and held[0] is Verdict.LEAK
 
     def _hidden(self, reported: set[str]) -> set[str]:
         """Names with no row of their own: family members, queues the server
@@ -229,7 +233,7 @@ class Tracker:
                 hidden.add(name)
         return hidden
 
-    def _family_facts(self, fam: _Family) -> Facts:
+    def _family_facts(self, fam: _Family, leaking: bool = False) -> Facts:
         samples = [s for n in fam.members if (s := self.queues[n].last) is not None]
         expiring = sum(1 for s in samples if s.ttl is not None or s.bounded)
         return Facts(
@@ -237,6 +241,7 @@ class Tracker:
             unit="members",
             gone_word="read or gone",
             expiring=expiring,
+            leaking=leaking,
         )
 
     def family_of(self, name: str) -> str | None:
@@ -298,10 +303,12 @@ class Tracker:
         return row
 
 
-def _facts(history: History) -> Facts:
+def _facts(history: History, leaking: bool = False) -> Facts:
     sample = history.last
     bounded = sample is not None and (sample.bounded or sample.ttl is not None)
-    return Facts(consumed_before=history.consumed_before, bounded=bounded)
+    return Facts(
+        consumed_before=history.consumed_before, bounded=bounded, leaking=leaking
+    )
 
 
 def _row_from(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import pairwise
 
 from qwatch.history import Point
 from qwatch.settings import Thresholds
@@ -56,6 +57,9 @@ class Facts:
     gone_word: str = "read"
     expiring: int = 0
     """Members carrying a TTL, for family reasons."""
+    leaking: bool = False
+    """The last verdict was LEAK: a leak that stops growing (a server at its
+    queue ceiling, a producer gone quiet) still holds what nobody read."""
 
 
 def judge(points: Sequence[Point], th: Thresholds, facts: Facts = Facts()) -> Judgement:
@@ -76,6 +80,9 @@ def judge(points: Sequence[Point], th: Thresholds, facts: Facts = Facts()) -> Ju
     if rising and not ever_out and not facts.bounded and covered:
         text = _growth_text(grown, span, went, facts)
         return Judgement(Verdict.LEAK, text, _low_point(points).t)
+    held = now.depth > 0 and now.depth >= start.depth
+    if facts.leaking and held and not ever_out and not facts.bounded:
+        return Judgement(Verdict.LEAK, _held_text(points, facts), None)
     if rising and went > 0:
         text = _flow_text(start, now, facts)
         return Judgement(Verdict.BACKLOG, text, _low_point(points).t)
@@ -149,6 +156,16 @@ def _growth_text(grown: int, span: float, went: float, facts: Facts) -> str:
     if facts.unit == "members":
         text += f", {facts.expiring:,} expiring"
     return text
+
+
+def _held_text(points: Sequence[Point], facts: Facts) -> str:
+    now = points[-1]
+    rises = [b for a, b in pairwise(points) if b.depth > a.depth]
+    flat = now.t - (rises[-1].t if rises else points[0].t)
+    return (
+        f"{now.depth:,} {facts.unit}, 0 {facts.gone_word} ever; "
+        f"not growing for {flat:.0f} s"
+    )
 
 
 def _flow_text(start: Point, now: Point, facts: Facts) -> str:

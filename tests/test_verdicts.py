@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from qwatch.history import History, Point
-from qwatch.model import Kind, Sample
+from qwatch.model import Kind, Sample, Snapshot
 from qwatch.settings import Thresholds
+from qwatch.tracker import Tracker
 from qwatch.verdicts import Facts, Verdict, judge
 
 TH = Thresholds(window=60, stall_after=30, min_growth=5)
@@ -114,3 +115,27 @@ def test_history_is_bounded_and_compresses_flat_runs() -> None:
         flat.add(Sample("q", Kind.LIST, 7), float(i))
     assert len(flat.points) == 2
     assert flat.points[-1].t == 999.0
+
+
+def test_a_leak_that_stops_growing_stays_a_leak_until_read() -> None:
+    """A family at the server's queue ceiling no longer grows, but nothing
+    was ever read: it is still the leak. The first read ends it."""
+    depths = list(range(0, 130, 10)) + [120] * 20
+    flat = series(depths)
+    assert judge(flat, TH).verdict is Verdict.OK
+    held = judge(flat, TH, Facts(leaking=True))
+    assert held.verdict is Verdict.LEAK
+    assert held.reason == "120 items, 0 read ever; not growing for 100 s"
+    read = series([*depths, 110])
+    assert judge(read, TH, Facts(leaking=True)).verdict is not Verdict.LEAK
+
+
+def test_tracker_keeps_a_levelled_leak_as_leak() -> None:
+    """Through the tracker: the previous LEAK carries over while unread."""
+    tracker = Tracker("t", TH)
+    depths = list(range(0, 130, 10)) + [120] * 20
+    for i, depth in enumerate(depths):
+        tracker.update(Snapshot(i * 5.0, [Sample("q", Kind.LIST, depth)]))
+    row = next(r for r in tracker.rows() if r.name == "q")
+    assert row.verdict is Verdict.LEAK
+    assert "not growing" in row.reason

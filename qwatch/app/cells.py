@@ -15,7 +15,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("target", "target", 14),
     ("name", "name", 42),
     ("kind", "kind", 6),
-    ("depth", "depth", 9),
+    ("depth", "depth", 15),
     ("change", "chg/min", 8),
     ("in", "in/s", 7),
     ("out", "out/s", 7),
@@ -97,7 +97,8 @@ def cells(
     style = ROW_STYLE[row.verdict]
     depth = Text(count(row.depth if row.members is None else row.members), style)
     if row.members is not None:
-        depth.append(" mb", "dim")
+        # A family's size is its member count; say so, it is not an item count.
+        depth.append(" members", "dim")
     values = (
         Text(row.target, style, no_wrap=True, overflow="ellipsis"),
         NameText(_name(row, level, expanded), row_key, style),

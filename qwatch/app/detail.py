@@ -40,7 +40,11 @@ class HistoryChart(PlotextPlot):
             low, high = min(ys), max(ys)
             if low == high:
                 # plotext draws no y ticks for a flat line; give it a band.
-                plt.ylim(max(0, low - 1), high + 1)
+                low, high = max(0, low - 1), high + 1
+                plt.ylim(low, high)
+            # Depths are whole numbers: plotext's own ticks read "1475.0".
+            ticks = sorted({round(low + (high - low) * i / 4) for i in range(5)})
+            plt.yticks(ticks, [f"{t:,}" for t in ticks])
         self.refresh()
 
 

@@ -94,8 +94,8 @@ class Workling:
         key = (plan.return_prefix + uuid.uuid4().hex).encode()
         await client.set(queue, b"uid=" + key)
         taken = await client.get(queue)  # the worker picks the job up
-        if taken is not None:
-            await client.set(taken[4:], DONE)  # ...and stores its status
+        # ...and stores its status, which a full server refuses.
+        if taken is not None and await client.set(taken[4:], DONE):
             self.counts.returns_left += 1
         self.counts.jobs += 1
 
@@ -148,6 +148,11 @@ async def demo_target(
         yield thread.url, workload
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
+        try:
             await task
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # it died before we stopped it: say so
+            log.warning("Workling workload failed: %s", exc)
+            workload.counts.errors.append(str(exc))
         await asyncio.to_thread(thread.stop)
