@@ -83,7 +83,9 @@ def judge(points: Sequence[Point], th: Thresholds, facts: Facts = Facts()) -> Ju
     held = now.depth > 0 and now.depth >= start.depth
     if facts.leaking and held and not ever_out and not facts.bounded:
         return Judgement(Verdict.LEAK, _held_text(points, facts), None)
-    if rising and went > 0:
+    # A server-bounded queue (TTL, x-expires) levels off by itself: growing
+    # while items expire is its ramp-up, not consumers falling behind.
+    if rising and went > 0 and not facts.bounded:
         text = _flow_text(start, now, facts)
         return Judgement(Verdict.BACKLOG, text, _low_point(points).t)
     return Judgement(Verdict.OK, _ok_text(points, start, now, facts))

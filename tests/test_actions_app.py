@@ -72,6 +72,8 @@ async def test_family_purge_asks_for_the_pattern_and_spares_look_alikes(
         await pilot.click("#confirm")
         await pilot.press(*"celery-task-meta-*")
         assert go.disabled
+        # What is typed in the modal is the confirmation, not the table filter.
+        assert app.choices.filter == ""
         screen.query_one("#confirm").value = FAMILY
         await until(pilot, lambda: not go.disabled)
         await pilot.click("#go")

@@ -19,7 +19,7 @@ KEYS = (
     ("g", "group names into families, or list every member"),
     ("a", "show or hide the alert history"),
     ("m / M", "silence alerts for the selected line for 1 h / for good"),
-    ("p", "peek at the first items (left in place)"),
+    ("p", "peek at the first items (RabbitMQ marks them redelivered)"),
     ("d", "drain to a file (nothing is lost)"),
     ("P", "purge (asks you to type the name)"),
     ("?", "this help"),

@@ -241,12 +241,16 @@ class QwatchApp(ActionKeys):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """Filter as the operator types."""
+        if event.input is not self.filter_box:
+            return  # a modal's own box (purge name, drain path) bubbled up
         self.choices.filter = event.value
         self._caption()
         self._draw()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Keep the filter, go back to the table."""
+        if event.input is not self.filter_box:
+            return
         event.input.display = False
         self.table.focus()
 

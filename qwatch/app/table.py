@@ -49,7 +49,11 @@ class QueueTable(DataTable[Text]):
     def __init__(self, **kwargs: Any) -> None:
         self._batch = False
         self._dirty = False
-        super().__init__(cursor_type="row", **kwargs)
+        # The row's own colour shows through the cursor: the selected leak
+        # stays red.
+        super().__init__(
+            cursor_type="row", cursor_foreground_priority="renderable", **kwargs
+        )
         self.entries: dict[str, Entry] = {}
         self._shown: dict[str, tuple[Any, ...]] = {}
         """Line key to the :attr:`Entry.sig` drawn, then each cell's look."""
