@@ -177,6 +177,7 @@ class RabbitAdapter(Adapter):
             by_vhost.setdefault(vhost, []).append((str(name), queue))
         samples: list[Sample] = []
         unseen: list[str] = []
+        missing: list[str] = []
         for vhost, pairs in by_vhost.items():
             counts = await self.amqp.declare_counts(vhost, [q for _, q in pairs])
             for name, queue in pairs:
@@ -185,6 +186,8 @@ class RabbitAdapter(Adapter):
                     unseen.append(f"{name} ({found})")
                 else:
                     samples.append(_declared(name, found))
+                    if found is None:
+                        missing.append(name)
         # Limitation: a passive declare counts as use of the queue, so it
         # renews an x-expires lease; only queues named in config are declared.
         notes = [
@@ -195,6 +198,8 @@ class RabbitAdapter(Adapter):
         ]
         if unseen:
             notes.append("refused a passive declare: " + ", ".join(unseen))
+        if missing:
+            notes.append("no such queue: " + ", ".join(missing))
         server = {"source": "AMQP passive declare", "queues": len(samples)}
         # complete=False: queues missing here are unseen, not gone, so the
         # tracker must not count families as emptied by consumers.

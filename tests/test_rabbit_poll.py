@@ -228,6 +228,7 @@ async def test_passive_declare_refused_for_an_exclusive_queue_is_a_note(
     assert "mine" not in found and found["open"].present
     assert not found["absent"].present
     assert "mine (exclusive to another connection)" in snap.notes[1]
+    assert snap.notes[2] == "no such queue: absent"
     assert snap.complete is False
 
 
