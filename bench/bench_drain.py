@@ -10,7 +10,11 @@ what the kill-safety (holding key and removal after the write) and the layer
 cost. Ratios above 1 mean qwatch is faster.
 
 Servers: a throwaway redis-server, a private vhost on the local RabbitMQ, our
-Starling-speaking server as a child process. Nothing else is touched.
+Starling-speaking server as a child process. Nothing else is touched: the
+redis-server and the Starling child are terminated and their folders removed,
+the vhost (with its queue) is deleted, drain files go to a temporary folder.
+
+Prints a table of median rates (items/s) and one ratio line per backend.
 
 Usage: ``python bench/bench_drain.py [--items 5000] [--rounds 3]
 [--backends redis,rabbit,starling]``.
@@ -98,6 +102,10 @@ async def redis_target() -> AsyncIterator[tuple[str, Fill, Plain]]:
             break
         except (ConnectionError, OSError, aioredis.ConnectionError):
             await asyncio.sleep(0.05)
+    else:
+        proc.terminate()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise SystemExit("redis-server did not start")
 
     async def fill(n: int) -> None:
         for start in range(0, n, 1000):
@@ -108,6 +116,7 @@ async def redis_target() -> AsyncIterator[tuple[str, Fill, Plain]]:
     async def plain(path: Path) -> int:
         out, count = PlainFile(path), 0
         while (data := await client.lpop(QUEUE)) is not None:
+            assert isinstance(data, bytes)
             out.put(data)
             count += 1
         out.close()
@@ -128,14 +137,18 @@ async def rabbit_target() -> AsyncIterator[tuple[str, Fill, Plain]]:
     seg = quote(vhost, safe="")
     async with httpx.AsyncClient(base_url=API, auth=AUTH, timeout=30) as api:
         (await api.put(f"/api/vhosts/{seg}")).raise_for_status()
-        perms = {"configure": ".*", "write": ".*", "read": ".*"}
-        (await api.put(f"/api/permissions/{seg}/guest", json=perms)).raise_for_status()
-        conn = await aio_pika.connect(f"{AMQP}/{seg}")
         try:
-            yield f"{AMQP}/{seg}", _rabbit_fill(conn), _rabbit_plain(conn)
+            perms = {"configure": ".*", "write": ".*", "read": ".*"}
+            path = f"/api/permissions/{seg}/guest"
+            (await api.put(path, json=perms)).raise_for_status()
+            conn = await aio_pika.connect(f"{AMQP}/{seg}")
+            try:
+                yield f"{AMQP}/{seg}", _rabbit_fill(conn), _rabbit_plain(conn)
+            finally:
+                await conn.close()
         finally:
-            await conn.close()
-            await api.delete(f"/api/vhosts/{seg}")
+            gone = await api.delete(f"/api/vhosts/{seg}")
+            print(f"vhost {vhost} deleted: HTTP {gone.status_code}")
 
 
 def _rabbit_fill(conn: aio_pika.abc.AbstractConnection) -> Fill:
@@ -185,8 +198,14 @@ async def starling_target() -> AsyncIterator[tuple[str, Fill, Plain]]:
          "--journal", folder],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert proc.stdout is not None
-    port = int(proc.stdout.readline().rsplit(":", 1)[1])
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().rsplit(":", 1)[1])
+    except (ValueError, IndexError):
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise SystemExit("the Starling server did not say its port") from None
     client = Memcache(("127.0.0.1", port), no_delay=True)
 
     async def fill(n: int) -> None:
@@ -264,14 +283,24 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
         os.environ["QWATCH_AUDIT_LOG"] = str(Path(tmp) / "audit.jsonl")
-        print(f"{args.items} items, median of {args.rounds} rounds, fsync per item")
-        print(f"{'backend':10} {'cli/s':>8} {'app/s':>8} {'plain/s':>8} "
-              f"{'cli/plain':>10} {'app/plain':>10}")  # fmt: skip
-        for name in args.backends.split(","):
-            res = await bench_one(name, args.items, args.rounds, Path(tmp))
-            cli, app, plain = res["cli"], res["app"], res["plain"]
-            print(f"{name:10} {cli:8.0f} {app:8.0f} {plain:8.0f} "
-                  f"{cli / plain:10.2f} {app / plain:10.2f}")  # fmt: skip
+        results = [
+            await bench_one(name, args.items, args.rounds, Path(tmp))
+            for name in args.backends.split(",")
+        ]
+    print(f"{args.items} items, median of {args.rounds} rounds, fsync per item")
+    print(f"{'backend':10} {'cli/s':>8} {'app/s':>8} {'plain/s':>8} "
+          f"{'cli/plain':>10} {'app/plain':>10}")  # fmt: skip
+    for res in results:
+        name, cli, app, plain = res["backend"], res["cli"], res["app"], res["plain"]
+        print(f"{name:10} {cli:8.0f} {app:8.0f} {plain:8.0f} "
+              f"{cli / plain:10.2f} {app / plain:10.2f}")  # fmt: skip
+    for res in results:
+        name, plain = res["backend"], res["plain"]
+        print(
+            f"ratio {name}: qwatch drain (cli) / plain loop = "
+            f"{res['cli'] / plain:.2f}x, dashboard drain / plain loop = "
+            f"{res['app'] / plain:.2f}x (rates; above 1 = qwatch faster)"
+        )
 
 
 if __name__ == "__main__":
