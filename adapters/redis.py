@@ -25,7 +25,7 @@ from qwatch.adapters.redis_keys import (
     bytes_cmd,
     read_bytes,
 )
-from qwatch.adapters.redis_wire import ReplyError, Wire, pack
+from qwatch.adapters.redis_wire import ReplyError, Wire, type_cmds
 
 from qwatch.model import Kind, Sample, Snapshot
 
@@ -141,16 +141,22 @@ class RedisAdapter(RedisActions, Adapter):
         self._new = []
         if not fresh:
             return
-        data = b"".join(pack("TYPE", k) for k in fresh)
-        types = [t async for batch in wire.stream(data, len(fresh)) for t in batch]
-        for key, name in zip(fresh, types, strict=True):
-            if isinstance(name, ReplyError):
-                raise TargetError(f"{self.label}: TYPE refused: {name}")
-            if name != b"none":
-                state = KeyState(key, KINDS.get(name, Kind.OTHER), self.cols)
-                self.keys[key] = state
-                if state.kind is Kind.STRING:
-                    self._refresh.append(state)
+        keys = iter(fresh)
+        # Each batch of replies is learnt while the server answers the next.
+        async for batch in wire.stream(type_cmds(fresh), len(fresh)):
+            with _gc_paused():
+                # The batch first: zip stops on it without taking a key.
+                for name, key in zip(batch, keys, strict=False):
+                    self._learn(key, name)
+
+    def _learn(self, key: bytes, name: Any) -> None:
+        if isinstance(name, ReplyError):
+            raise TargetError(f"{self.label}: TYPE refused: {name}")
+        if name != b"none":
+            state = KeyState(key, KINDS.get(name, Kind.OTHER), self.cols)
+            self.keys[key] = state
+            if state.kind is Kind.STRING:
+                self._refresh.append(state)
 
     async def _read_all(self, wire: Wire, started: float) -> list[Sample]:
         """One streamed pipeline over every known key, read as replies arrive."""
@@ -201,7 +207,7 @@ class RedisAdapter(RedisActions, Adapter):
 
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
-    """Hold the cyclic GC while 100,000 samples are made.
+    """Hold the cyclic GC while 100,000 samples or key states are made.
 
     Each burst of new samples otherwise sets off several full collections
     over every object the tracker holds, doubling the poll time.

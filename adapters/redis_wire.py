@@ -25,6 +25,8 @@ READ_SIZE = 1 << 18
 
 def arg(value: bytes | str | int) -> bytes:
     """One RESP bulk-string argument."""
+    if type(value) is bytes:  # keys, 100,000 a poll: the hot path first
+        return b"$%d\r\n%s\r\n" % (len(value), value)
     if isinstance(value, int):
         value = str(value)
     if isinstance(value, str):
@@ -35,6 +37,14 @@ def arg(value: bytes | str | int) -> bytes:
 def pack(*args: bytes | str | int) -> bytes:
     """A whole RESP command."""
     return b"*%d\r\n" % len(args) + b"".join(arg(a) for a in args)
+
+
+TYPE = b"*2\r\n$4\r\nTYPE\r\n"
+
+
+def type_cmds(keys: list[bytes]) -> bytes:
+    """TYPE for each key, packed in one go (the first poll packs 100,000)."""
+    return b"".join([b"%s$%d\r\n%s\r\n" % (TYPE, len(k), k) for k in keys])
 
 
 def head(*words: str, argc: int) -> bytes:
