@@ -1,4 +1,4 @@
-"""Issue 2's Celery outage, replayed on any Redis: result keys nobody reads.
+"""The Celery outage, replayed on any Redis: result keys nobody reads.
 
 A Celery app stores each task's result as ``celery-task-meta-<uuid4>``, a few
 hundred bytes of JSON, with no expiry, and nothing ever reads them back. Next
@@ -84,6 +84,15 @@ class CeleryWorkload:
         self.plan = plan or CeleryPlan()
         self.counts = CeleryCounts()
         self._owed = {"results": 0.0, "ttl": 0.0, "jobs": 0.0}
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask both loops to end after their current step.
+
+        Cancelling is not enough: redis-py may swallow a cancel that lands
+        mid-command, and the loop would go on for good.
+        """
+        self._stop.set()
 
     async def run(self) -> None:
         """Producer and worker on connections of their own; cancel to stop."""
@@ -108,7 +117,7 @@ class CeleryWorkload:
         plan = self.plan
         loop = asyncio.get_running_loop()
         next_at = loop.time()
-        while True:
+        while not self._stop.is_set():
             pipe = r.pipeline(transaction=False)
             results = self._due("results", plan.results_per_second)
             ttls = self._due("ttl", plan.ttl_results_per_second)
@@ -126,12 +135,14 @@ class CeleryWorkload:
             self.counts.ttl_results += ttls
             self.counts.pushed += jobs
             next_at += plan.tick
-            # Pacing, not synchronisation: the workload has a set rate.
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            # Pacing, not synchronisation: the workload has a set rate; the
+            # wait ends early when asked to stop.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), next_at - loop.time())
 
     async def _work(self, r: aioredis.Redis) -> None:
         """Pops the work list as Celery's worker does (BRPOP)."""
-        while True:
+        while not self._stop.is_set():
             if await r.brpop([self.plan.work_list], timeout=1) is not None:
                 self.counts.popped += 1
 
@@ -180,9 +191,8 @@ async def _run(url: str, seconds: float | None) -> None:
     except TimeoutError:
         pass
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        workload.stop()
+        await task
     c = workload.counts
     print(f"{c.results} results, {c.ttl_results} with TTL, "
           f"{c.pushed} jobs pushed, {c.popped} popped", file=sys.stderr)  # fmt: skip

@@ -42,6 +42,8 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 CANCELLED_EXIT = 130
+DRY_RUN_LINES = 20
+"""Members a dry run lists by name; the rest are counted."""
 
 
 def action_options(func: F) -> F:
@@ -298,12 +300,16 @@ def _show_plan(
 ) -> None:
     kind = "family" if plan.family else "queue"
     click.echo(
-        f"{badge(spec)}: {kind} {plan.what}: {len(plan.names)} queues, "
-        f"{plan.items} items"
+        f"{badge(spec)}: {kind} {plan.what}: {len(plan.names):,} queues, "
+        f"{plan.items:,} items"
     )
     if listing:
-        for name in plan.names:
-            click.echo(f"  {name}  ({plan.expected[name].depth} items)")
+        # A family of 40,000 must not flood the terminal.
+        for name in plan.names[:DRY_RUN_LINES]:
+            click.echo(f"  {name}  ({plan.expected[name].depth:,} items)")
+        more = len(plan.names) - DRY_RUN_LINES
+        if more > 0:
+            click.echo(f"  ... and {more:,} more")
         click.echo("dry run: nothing changed")
     elif plan.can_expire and not expiring:
         click.echo("  these look like result keys: --expire 1h would set a TTL instead")

@@ -162,9 +162,8 @@ async def celery_outage() -> AsyncIterator[str]:
         try:
             yield url
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            workload.stop()
+            await task
 
 
 async def _ping(url: str) -> None:

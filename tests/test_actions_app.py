@@ -115,4 +115,8 @@ async def test_read_only_target_opens_no_action(
             await pilot.press(key)
             await pilot.pause()
             assert not isinstance(app.screen, PurgeScreen | DrainScreen)
+        # Every target is read-only, so the footer offers no action at all.
+        bindings = app.screen.active_bindings
+        shown = {key for key, b in bindings.items() if b.binding.show}
+        assert shown and not shown & {"p", "d", "P"}
     assert await client.llen("jobs") == 30

@@ -83,6 +83,23 @@ async def _with_env(args: list[str], audit_log: Path, value: str = "1") -> Any:
     )  # fmt: skip
 
 
+async def test_dry_run_of_a_large_family_lists_twenty_and_counts_the_rest(
+    redis_backend: Backend,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    names = [f"celery-task-meta-6f1c2b3a-2222-4a2b-8c3d-{i:012x}" for i in range(45)]
+    for name in names:
+        await redis_backend.fill(name, [b"result"])
+    done = await arun_cli(
+        ["purge", redis_backend.url, "--family", FAMILY, "--dry-run"], tmp_path / "a"
+    )
+    assert done.returncode == 0, done.stderr
+    listed = [n for n in names if n in done.stdout]
+    assert len(listed) == 20
+    assert "  ... and 25 more" in done.stdout
+    assert "45 queues, 45 items" in done.stdout
+
+
 async def test_dry_run_lists_members_and_changes_nothing(
     filled: Backend, tmp_path: Path
 ) -> None:

@@ -1,8 +1,8 @@
 """Keys for operator actions (drain, purge, peek), kept apart on purpose.
 
-The actions themselves live in ``qwatch/actions.py``; until the dashboard is
-wired to them, :meth:`ActionKeys.run_queue_action` says so (Textual's own
-``App.run_action`` runs action strings, hence the longer name) instead of acting.
+The actions themselves live in ``qwatch/actions.py`` and their screens in
+``qwatch/app/actions.py``. Textual's own ``App.run_action`` runs action
+strings, hence :meth:`ActionKeys.run_queue_action`'s longer name.
 """
 
 from __future__ import annotations
@@ -35,6 +35,20 @@ class ActionKeys(App[None]):
     def flags_of(self, target: str) -> TargetFlags:
         """The badges of ``target``; the app overrides this."""
         raise NotImplementedError
+
+    def target_names(self) -> list[str]:
+        """Every watched target's name; the app overrides this."""
+        raise NotImplementedError
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide the action keys when every target is read-only (each status
+        line's badge says why); with some writable, a key on a read-only
+        line explains itself instead."""
+        names = self.target_names()
+        if action == "act" and names:
+            if all(self.flags_of(name).read_only for name in names):
+                return False
+        return super().check_action(action, parameters)
 
     def action_act(self, kind: str) -> None:
         """Check that an action may run on the selected line, then run it."""

@@ -130,6 +130,10 @@ class QwatchApp(ActionKeys):
         """The badges of ``target``."""
         return self.flags.get(target, TargetFlags())
 
+    def target_names(self) -> list[str]:
+        """Every watched target's name."""
+        return list(self.runners)
+
     def selected_entry(self) -> Entry | None:
         """The line under the cursor."""
         return self.table.selected()
