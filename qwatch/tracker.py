@@ -59,6 +59,10 @@ class _Family:
     gone: int = 0
     read: float = 0.0
     history: History | None = None
+    newest: tuple[int, int] = (0, 0)
+    """Of the members that appeared at the last poll that had any: how many
+    carry a TTL, and how many there were. What the producer does now decides
+    whether the family is bounded, not keys an operator expired by hand."""
 
 
 class Tracker:
@@ -94,6 +98,25 @@ class Tracker:
         self._update_families(snap.at, moved, counting)
         self._judge_all(snap.at, reported)
         self.last = snap
+
+    def forget(self, name: str) -> None:
+        """Judge the queue or family ``name`` afresh from the next poll.
+
+        Called after qwatch itself drained or purged it: what the operator
+        took out is not a consumer, and a leak that goes on must come back
+        as LEAK, not as a STALL of a reader that never was.
+        """
+        if name in self._fams:
+            # Members are learnt again, uncounted, from the next poll on.
+            self._fams[name] = _Family(history=History(self.th.history))
+            key = "f:" + name
+        elif name in self.queues:
+            del self.queues[name]  # the next poll sees it as new
+            key = "q:" + name
+        else:
+            return
+        self._since.pop(key, None)
+        self._judged.pop(key, None)
 
     def _record(self, snap: Snapshot) -> tuple[set[str], set[str], dict[str, float]]:
         """Add each sample; return names reported, names present, and each
@@ -184,6 +207,10 @@ class Tracker:
             fam.added += len(names - fam.members)
             fam.gone += len(fam.members - names)
             fam.read += read
+        fresh = names - fam.members
+        if fresh:
+            expiring = sum(1 for n in fresh if _expires(self.queues[n].last))
+            fam.newest = (expiring, len(fresh))
         fam.members = names
         assert fam.history is not None
         fam.history.add(
@@ -235,9 +262,14 @@ class Tracker:
 
     def _family_facts(self, fam: _Family, leaking: bool = False) -> Facts:
         samples = [s for n in fam.members if (s := self.queues[n].last) is not None]
-        expiring = sum(1 for s in samples if s.ttl is not None or s.bounded)
+        expiring = sum(1 for s in samples if _expires(s))
+        new_expiring, new = fam.newest
+        if new:
+            bounded = new_expiring * 2 >= new
+        else:
+            bounded = bool(samples) and expiring * 2 >= len(samples)
         return Facts(
-            bounded=bool(samples) and expiring * 2 >= len(samples),
+            bounded=bounded,
             unit="members",
             gone_word="read or gone",
             expiring=expiring,
@@ -303,11 +335,15 @@ class Tracker:
         return row
 
 
+def _expires(sample: Sample | None) -> bool:
+    return sample is not None and (sample.ttl is not None or sample.bounded)
+
+
 def _facts(history: History, leaking: bool = False) -> Facts:
-    sample = history.last
-    bounded = sample is not None and (sample.bounded or sample.ttl is not None)
     return Facts(
-        consumed_before=history.consumed_before, bounded=bounded, leaking=leaking
+        consumed_before=history.consumed_before,
+        bounded=_expires(history.last),
+        leaking=leaking,
     )
 
 

@@ -182,13 +182,21 @@ async def test_silence_calls_hook_and_marks_line_muted() -> None:
 
 
 async def test_actions_say_not_available_and_read_only_refuses() -> None:
-    """Action keys reach run_action, except on a read-only target."""
+    """Beside a writable target, an action key on a read-only line says why
+    it refuses; the read-only target's status line carries the badge."""
     flags = {"ro": TargetFlags(read_only=True, production=True)}
-    app = QwatchApp([watch("ro", LeakyAdapter())], flags=flags)
+    app = QwatchApp(
+        [watch("ro", LeakyAdapter()), watch("rw", LeakyAdapter())], flags=flags
+    )
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: _table(app).row_count > 0)
+        table = _table(app)
+        await until(pilot, lambda: table.row_count > 1)
         line = next(iter(app.query(TargetLine)))
         assert "PROD" in str(line.render()) and "read-only" in str(line.render())
+        ro_row = next(
+            i for i in range(table.row_count) if table.get_row_at(i)[0].plain == "ro"
+        )
+        table.move_cursor(row=ro_row)
         await pilot.press("d")
         messages = [n.message for n in app._notifications]
-        assert any("read-only" in m for m in messages)
+        assert any("ro is read-only" in m for m in messages), messages

@@ -45,9 +45,9 @@ class ActionKeys(App[None]):
         line's badge says why); with some writable, a key on a read-only
         line explains itself instead."""
         names = self.target_names()
-        if action == "act" and names:
-            if all(self.flags_of(name).read_only for name in names):
-                return False
+        read_only = all(self.flags_of(name).read_only for name in names)
+        if action == "act" and names and read_only:
+            return False
         return super().check_action(action, parameters)
 
     def action_act(self, kind: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -59,6 +60,9 @@ class ActionScreen(ModalScreen[None]):
         self.what = what
         self.cancel = asyncio.Event()
         self.running = False
+        self.emptied: Callable[[], None] | None = None
+        """Called once the action has run: what qwatch took out itself must
+        not later read as a consumer that came and went."""
         self._connected = False
         self._started = 0.0
 
@@ -106,6 +110,8 @@ class ActionScreen(ModalScreen[None]):
         except Exception as exc:  # an adapter bug must not end the app
             log.exception("%s failed", self.what)
             self.app.notify(f"failed: {exc}", severity="error", timeout=10)
+        if self.emptied is not None:
+            self.emptied()
         self.running = False
         self.dismiss()
 
@@ -252,18 +258,23 @@ def open_action(app: App[Any], kind: str, entry: Any) -> None:
     guard = actions.Guard(source.url, flags.read_only, flags.production, "config")
     adapter = adapter_for(source.url, source.options)
     row = entry.row
+    screen: ActionScreen
     if kind == "purge":
-        app.push_screen(PurgeScreen(adapter, guard, row.name, row.is_family))
+        screen = PurgeScreen(adapter, guard, row.name, row.is_family)
     elif row.is_family:
         app.notify(f"{kind} works on one queue; expand the family first")
+        return
     elif kind == "drain":
-        app.push_screen(DrainScreen(adapter, guard, row.name, row.depth))
+        screen = DrainScreen(adapter, guard, row.name, row.depth)
     else:
         # Limitation: a peek's side effect (RabbitMQ marks messages
         # redelivered) is said as it starts, not confirmed beforehand.
         if source.peek_side_effect and source.can_peek:
             app.notify(f"peek: {source.peek_side_effect}", severity="warning")
         app.run_worker(_peek(app, adapter, guard, row.name), exclusive=True)
+        return
+    screen.emptied = lambda: runner.forget(row.name)
+    app.push_screen(screen)
 
 
 async def _peek(

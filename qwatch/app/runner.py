@@ -113,6 +113,14 @@ class Runner:
             task.cancel()
             asyncio.get_running_loop().call_later(RECANCEL_EVERY, self._halt)
 
+    def forget(self, name: str) -> None:
+        """Start ``name``'s history afresh (the tracker lives on this
+        runner's thread, so the call is handed over to it)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.watch.tracker.forget, name)
+
     def request_view(self) -> None:
         """Build a fresh view soon, without waiting for the next poll."""
         loop = self._loop
