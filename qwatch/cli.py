@@ -83,9 +83,14 @@ def main(argv: list[str] | None = None) -> Any:
         return cli.main(args=argv, prog_name="qwatch", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("qwatch: aborted", err=True)
-        sys.exit(1)
+    except click.Abort as exc:
+        # click turns Ctrl-C and end of input alike into Abort; 1 would read
+        # as WARNING to a monitoring system, so neither exits with it.
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo("qwatch: interrupted", err=True)
+            sys.exit(130)
+        click.echo("qwatch: no answer (end of input); nothing done", err=True)
+        sys.exit(ERROR_EXIT)
     except click.ClickException as exc:
         click.echo(f"qwatch: {exc.format_message()}", err=True)
         sys.exit(ERROR_EXIT)

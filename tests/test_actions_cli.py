@@ -115,6 +115,19 @@ async def test_dry_run_lists_members_and_changes_nothing(
     assert await filled.depths() == before
 
 
+async def test_purge_with_no_answer_does_nothing(
+    filled: Backend, tmp_path: Path
+) -> None:
+    """End of input at the prompt (cron, a closed pipe) is not a yes, and
+    exits 3, not 1, which a monitoring system would read as WARNING."""
+    before = await filled.depths()
+    args = ["purge", filled.url, "--family", FAMILY]
+    done = await arun_cli(args, tmp_path / "a", stdin="")
+    assert done.returncode == 3
+    one_line_error(done.stderr.splitlines()[-1], "no answer", "nothing done")
+    assert await filled.depths() == before
+
+
 async def test_purge_asks_for_the_pattern_to_be_typed(
     filled: Backend, tmp_path: Path
 ) -> None:
