@@ -28,7 +28,7 @@ def test_ctrl_c_during_check_exits_130(tmp_path: Path) -> None:
         conn, _ = server.accept()  # qwatch is polling: the condition we wait for
         with conn:
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
+            _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["qwatch: interrupted"]
     assert "Traceback" not in err
