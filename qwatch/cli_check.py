@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from qwatch.cli_common import (
     target_options,
 )
 from qwatch.hooks import HookStats
-from qwatch.targets import build_watch
+from qwatch.targets import TargetSpec, build_watch
 
 
 @click.command(
@@ -66,6 +67,7 @@ def check(
         )
     asyncio.run(watch_for(watches, seconds))
     result = report(watches, seconds)
+    result["warnings"] = too_short(run.specs, seconds)
     mark_silenced(result, alerts)
     if hooks is not None:
         if not hooks.close(hook_wait(run.settings)):
@@ -73,6 +75,22 @@ def check(
         result["hooks"] = {name: _stats(s) for name, s in hooks.stats.items()}
     click.echo(json.dumps(result, indent=2) if as_json else _text(result))
     raise click.exceptions.Exit(result["exit_code"])
+
+
+def too_short(specs: Sequence[TargetSpec], seconds: float) -> list[str]:
+    """Say so when the run was too short for a LEAK to be called at all:
+    an early all-clear at 3 a.m. must not look like a real one."""
+    warnings = []
+    for spec in specs:
+        th = spec.thresholds
+        need = th.window * th.min_span_share + spec.interval
+        if seconds < need:
+            warnings.append(
+                f"{spec.label}: watched {seconds:g} s, but LEAK needs about "
+                f"{need:g} s of history (window {th.window:g} s); try --for "
+                f"{need * 2:.0f}s or a shorter --window"
+            )
+    return warnings
 
 
 def mark_silenced(result: dict[str, Any], alerts: Alerts) -> None:
@@ -91,12 +109,13 @@ def mark_silenced(result: dict[str, Any], alerts: Alerts) -> None:
 
 
 def _text(result: dict[str, Any]) -> str:
+    warnings = [f"warning: {w}" for w in result.get("warnings", [])]
     shown = {
         **result,
         "queues": [_muted(r) for r in result["queues"]],
         "families": [_muted(r) for r in result["families"]],
     }
-    return format_text(shown)
+    return "\n".join([*warnings, format_text(shown)])
 
 
 def _muted(row: dict[str, Any]) -> dict[str, Any]:

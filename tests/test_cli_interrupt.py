@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -32,3 +33,24 @@ def test_ctrl_c_during_check_exits_130(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["qwatch: interrupted"]
     assert "Traceback" not in err
+
+
+def test_a_check_too_short_for_a_leak_says_so(
+    redis_server_url: str, tmp_path: Path
+) -> None:
+    """--for 2s with a 60 s window cannot call LEAK: the all-clear carries a
+    warning, in the text and in the JSON."""
+    args = [*CLI, "check", "--for", "2s", redis_server_url]
+    env = cli_env(tmp_path / "audit.log")
+    text = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    assert text.returncode == 0, text.stderr
+    first = text.stdout.splitlines()[0]
+    assert first.startswith("warning: ") and "LEAK needs about 50 s" in first
+    done = subprocess.run(
+        [*args[:-2], "3s", "--json", "--window", "2s", "--interval", "1s", args[-1]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert json.loads(done.stdout)["warnings"] == []
