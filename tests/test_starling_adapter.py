@@ -367,3 +367,20 @@ def test_server_command_line_rejects_a_bad_port() -> None:
     )  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "not a TCP port" in done.stderr.strip().splitlines()[-1]
+
+
+async def test_closing_packet_takes_late_items_before_the_delete(
+    starling: ServerThread,
+) -> None:
+    """The drain's last packet gets what a producer slipped in, then deletes;
+    only items beyond the gets it carries would go with the queue."""
+    await fill(starling.port, b"late", [b"a", b"b", b"c"])
+    client = QueueClient("127.0.0.1", starling.port)
+    try:
+        assert await client.gets_then_delete(b"late", 64) == [b"a", b"b", b"c"]
+        await fill(starling.port, b"flood", [b"%d" % i for i in range(5)])
+        assert await client.gets_then_delete(b"flood", 3) == [b"0", b"1", b"2"]
+        names = {q.name for q in parse_stats(await client.stats()).queues}
+    finally:
+        await client.close()
+    assert not names & {"late", "flood"}

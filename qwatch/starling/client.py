@@ -118,11 +118,12 @@ class QueueClient:
         line = await self._call(b"delete " + name + b"\r\n", "line")
         return line in ok
 
-    async def get_then_delete(
-        self, name: bytes, ok: tuple[bytes, ...] = DELETED
-    ) -> bytes | None:
-        """``get`` and ``delete`` in one packet, so no other client's command
-        lands between them on a single-threaded server. Returns the value.
+    async def gets_then_delete(
+        self, name: bytes, gets: int, ok: tuple[bytes, ...] = DELETED
+    ) -> list[bytes]:
+        """``gets`` gets and a ``delete`` in one packet, so no other client's
+        command lands between them on a single-threaded server. Returns the
+        values taken, oldest first.
 
         Raises:
             ProtocolError: the delete was refused.
@@ -132,16 +133,17 @@ class QueueClient:
             assert self._reader is not None and self._writer is not None
             try:
                 async with asyncio.timeout(self.timeout):
-                    self._writer.write(b"get %s\r\ndelete %s\r\n" % (name, name))
+                    get = b"get %s\r\n" % name
+                    self._writer.write(get * gets + b"delete %s\r\n" % name)
                     await self._writer.drain()
-                    got = await self._read("value")
+                    got = [await self._read("value") for _ in range(gets)]
                     deleted = await self._read("line")
             except BaseException:
                 await self.close()
                 raise
         if deleted not in ok:
             raise ProtocolError(f"delete refused: {deleted.decode('latin-1').strip()}")
-        return got[1:] if got else None
+        return [value[1:] for value in got if value]
 
 
 def _check(line: bytes) -> bytes:
