@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from qwatch.model import Sample, Snapshot
+
+if TYPE_CHECKING:
+    from qwatch.adapters.options import Options
 
 Progress = Callable[[int], None]
 """Called with the running count of items handled."""
@@ -74,10 +77,31 @@ class Adapter(ABC):
     """What peeking changes on this server, said before the operator peeks."""
     min_interval: ClassVar[float] = 1.0
     """Shortest sensible poll interval in seconds."""
+    declared_options: ClassVar[Options | None] = None
+    """Every option this adapter reads (see :mod:`~qwatch.adapters.options`);
+    None leaves options unchecked, for adapters written before the list."""
+    url_keys: ClassVar[Options] = {}
+    """URL query keys the client library reads from the URL itself."""
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = url
-        self.options = dict(options or {})
+        self.options = self.check_target(url, options or {})
+
+    @classmethod
+    def check_target(cls, url: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options typed, once the URL's query and ``options`` are checked.
+
+        Called before anything is built, so config files are checked early.
+
+        Raises:
+            TargetError: one line naming the bad key (an ``OptionError``).
+        """
+        if cls.declared_options is None:
+            return dict(options)
+        # Imported here: the options module builds on this one's TargetError.
+        from qwatch.adapters.options import check_options
+
+        return check_options(url, options, cls.declared_options, cls.url_keys)
 
     @property
     def label(self) -> str:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import httpx
@@ -26,11 +26,17 @@ from qwatch.adapters.base import (
     PurgeResult,
     TargetError,
 )
+from qwatch.adapters.options import Options
 from qwatch.adapters.rabbitmq_amqp import AmqpLink, action_error_text
 from qwatch.adapters.rabbitmq_http import ManagementApi, Unreachable
 from qwatch.adapters.rabbitmq_purge import purge_queues
 from qwatch.adapters.rabbitmq_samples import sample_from, server_facts
-from qwatch.adapters.rabbitmq_target import RabbitTarget, target_options
+from qwatch.adapters.rabbitmq_target import (
+    AMQP_KEYS,
+    OPTIONS,
+    RabbitTarget,
+    target_options,
+)
 
 from qwatch.model import Kind, Sample, Snapshot
 
@@ -62,11 +68,13 @@ class RabbitAdapter(Adapter):
         "queue also counts the delivery towards its delivery-limit"
     )
     min_interval: ClassVar[float] = STATS_INTERVAL
+    declared_options: ClassVar[Options | None] = OPTIONS
+    url_keys: ClassVar[Options] = AMQP_KEYS
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
-        super().__init__(url, target_options(url, options or {}))
+        super().__init__(url, options)
         self.target = RabbitTarget.parse(url, self.options)
-        self.stats_interval = float(self.options.get("stats_interval", STATS_INTERVAL))
+        self.stats_interval: float = self.options.get("stats_interval", STATS_INTERVAL)
         self.amqp = AmqpLink(self.target)
         self._api: ManagementApi | None = None
         self._overview: dict[str, Any] = {}
@@ -74,6 +82,11 @@ class RabbitAdapter(Adapter):
         self._uptime: dict[str, int] = {}
         self._node_rows: list[dict[str, Any]] = []
         self._nodes_at = -NODE_EVERY
+
+    @classmethod
+    def check_target(cls, url: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Options typed, ``no_verify_ssl`` in the query read as ``verify_tls``."""
+        return target_options(url, options)
 
     def suggested_interval(self, requested: float) -> float:
         """Never faster than the broker refreshes its statistics."""

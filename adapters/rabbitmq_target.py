@@ -10,62 +10,65 @@ URL's query, so a command line alone can say everything:
 ``amqp://u:p@host/shop?management_url=http://mgmt:8080``. Options from the
 config win over the query. The TLS keys are aio-pika's own (``cafile``,
 ``certfile``, ``keyfile``, ``no_verify_ssl=1``) and apply to the management
-API too; any other query key (``heartbeat``, ``name``...) goes to aio-pika.
+API too; the other query keys aio-pika reads (``heartbeat``, ``name``...) go
+to it as written, and any other key is refused.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from qwatch.adapters.base import TargetError, mask_url
+from qwatch.adapters.base import TargetError
+from qwatch.adapters.options import (
+    Option,
+    Options,
+    check_options,
+    choice,
+    duration,
+    flag,
+    http_url,
+    names,
+    number,
+    text,
+    whole,
+)
 
 DEFAULT_PORTS = {"amqp": (5672, 15672, "http"), "amqps": (5671, 15671, "https")}
 TLS_KEYS = ("cafile", "certfile", "keyfile")
 
 
-def _flag(text: Any) -> bool:
-    if isinstance(text, bool):
-        return text
-    word = str(text).strip().lower()
-    if word in ("1", "true", "yes", "on"):
-        return True
-    if word in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def _names(text: Any) -> list[str]:
-    if isinstance(text, list | tuple):
-        return [str(n) for n in text]
-    return [n for n in str(text).split(",") if n]
-
-
-def _positive(kind: Callable[[str], float]) -> Callable[[Any], float]:
-    def parse(text: Any) -> float:
-        value = kind(str(text))
-        if value <= 0:
-            raise ValueError(f"expected a positive number, got {text!r}")
-        return value
-
-    return parse
-
-
-OPTION_PARSERS: dict[str, Callable[[Any], Any]] = {
-    "management_url": str,
-    "vhost": str,
-    "queues": _names,
-    "page_size": _positive(int),
-    "stats_interval": _positive(float),
-    "verify_tls": _flag,
-    "cafile": str,
-    "certfile": str,
-    "keyfile": str,
+OPTIONS: Options = {
+    "management_url": Option(http_url, "Base URL of the management API.", in_url=True),
+    "vhost": Option(text, "The one vhost watched, instead of the URL's.", in_url=True),
+    "queues": Option(names, "Queues read over AMQP when the API is down.", in_url=True),
+    "page_size": Option(
+        whole(1), "Read queues in pages of this size instead of one request.", True
+    ),
+    "stats_interval": Option(
+        duration, "How often the broker refreshes its statistics.", in_url=True
+    ),
+    "verify_tls": Option(flag, "Check the servers' certificates.", in_url=True),
+    "cafile": Option(text, "CA file for AMQP and the API.", in_url=True),
+    "certfile": Option(text, "Client certificate for AMQP and the API.", in_url=True),
+    "keyfile": Option(text, "Client key for AMQP and the API.", in_url=True),
 }
 """Every setting qwatch reads, from options or the URL query, and its type."""
+AMQP_KEYS: Options = {
+    "no_verify_ssl": Option(flag, "1 means verify_tls = false."),
+    "heartbeat": Option(whole(0), "AMQP heartbeat in seconds."),
+    "timeout": Option(whole(1), "aiormq's own timeout in seconds."),
+    "name": Option(text, "Connection name shown by the broker."),
+    "auth": Option(choice("plain", "external"), "SASL mechanism."),
+    "capath": Option(text, "Folder of CA files."),
+    "cadata": Option(text, "CA certificates inline."),
+    "interleave": Option(whole(0), "Address families to interleave."),
+    "happy_eyeballs_delay": Option(number, "Seconds before trying the next address."),
+}
+"""Query keys aio-pika and aiormq read from the URL; passed on as written."""
 
 
 def target_options(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,20 +77,12 @@ def target_options(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
     ``no_verify_ssl=1`` (aio-pika's spelling) means ``verify_tls = false``.
 
     Raises:
-        TargetError: a value has the wrong type, in one line.
+        TargetError: a key is unknown or a value is bad, in one line.
     """
+    checked = check_options(url, options, OPTIONS, AMQP_KEYS)
     query = dict(parse_qsl(urlsplit(url).query))
-    raw: dict[str, Any] = {k: v for k, v in query.items() if k in OPTION_PARSERS}
     if "no_verify_ssl" in query:
-        raw.setdefault("verify_tls", query["no_verify_ssl"] in ("0", ""))
-    raw.update(options)
-    checked: dict[str, Any] = {}
-    for key, value in raw.items():
-        parse = OPTION_PARSERS.get(key)
-        try:
-            checked[key] = parse(value) if parse else value
-        except ValueError as exc:
-            raise TargetError(f"RabbitMQ option {key!r}: {exc}") from None
+        checked.setdefault("verify_tls", not flag(query["no_verify_ssl"]))
     return checked
 
 
@@ -128,7 +123,7 @@ class RabbitTarget:
         passed = [
             (k, v)
             for k, v in parse_qsl(parts.query)
-            if k not in OPTION_PARSERS and k != "no_verify_ssl"
+            if k in AMQP_KEYS and k != "no_verify_ssl"
         ]
         return cls(
             scheme=scheme,
@@ -199,11 +194,7 @@ def _vhost(path: str, option: Any) -> str | None:
 def _management_url(scheme: str, host: str, options: Mapping[str, Any]) -> str:
     given = options.get("management_url")
     if given:
-        parts = urlsplit(str(given))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            shown = mask_url(str(given))
-            raise TargetError(f"management_url {shown!r}: expected http(s)://host")
-        return str(given).rstrip("/")
+        return http_url(given).rstrip("/")
     _, port, http = DEFAULT_PORTS[scheme]
     return f"{http}://{_host(host)}:{port}"
 

@@ -12,10 +12,11 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from qwatch.adapters.base import Adapter, TargetError
+from qwatch.adapters.options import Option, Options, choice, text, whole
 from qwatch.adapters.redis_actions import RedisActions
 from qwatch.adapters.redis_keys import (
     KINDS,
@@ -25,7 +26,7 @@ from qwatch.adapters.redis_keys import (
     bytes_cmd,
     read_bytes,
 )
-from qwatch.adapters.redis_wire import ReplyError, Wire, type_cmds
+from qwatch.adapters.redis_wire import ReplyError, Wire, database, type_cmds
 
 from qwatch.model import Kind, Sample, Snapshot
 
@@ -37,6 +38,21 @@ SCAN_CALLS = 25
 """Most SCAN calls per poll, so discovery never holds a poll up for long."""
 SERVER_FACTS = ("redis_version", "used_memory", "maxmemory", "maxmemory_policy")
 
+OPTIONS: Options = {
+    "scan_count": Option(whole(1), f"COUNT hint per SCAN call (default {SCAN_COUNT})."),
+    "scan_calls": Option(whole(1), f"Most SCAN calls per poll (default {SCAN_CALLS})."),
+}
+"""Options from qwatch.toml. Never URL query keys: redis-py, which the actions
+use, passes every query key to its connection and fails on unknown ones."""
+URL_KEYS: Options = {
+    "db": Option(whole(0), "The database, instead of the path's /N."),
+    "ssl_ca_certs": Option(text, "CA file that signs the server's certificate."),
+    "ssl_cert_reqs": Option(
+        choice("none", "optional", "required"), "Check the server's certificate."
+    ),
+}
+"""Query keys both the watching connection and redis-py read from the URL."""
+
 
 class RedisAdapter(RedisActions, Adapter):
     """Watches one Redis database (the DB index in the URL, 0 by default).
@@ -45,11 +61,13 @@ class RedisAdapter(RedisActions, Adapter):
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss")
+    declared_options: ClassVar[Options | None] = OPTIONS
+    url_keys: ClassVar[Options] = URL_KEYS
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
-        self.scan_count = int(self.options.get("scan_count", SCAN_COUNT))
-        self.scan_calls = int(self.options.get("scan_calls", SCAN_CALLS))
+        self.scan_count: int = self.options.get("scan_count", SCAN_COUNT)
+        self.scan_calls: int = self.options.get("scan_calls", SCAN_CALLS)
         self.cols = Columns()
         self.keys: dict[bytes, KeyState] = {}
         self._wire: Wire | None = None
@@ -59,6 +77,13 @@ class RedisAdapter(RedisActions, Adapter):
         self._passes = 0
         self._scanned = 0
         self._run_id: Any = None
+
+    @classmethod
+    def check_target(cls, url: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Options typed, and the database in the path checked."""
+        checked = super().check_target(url, options)
+        database(url)
+        return checked
 
     async def connect(self) -> None:
         """Open the read connection and ask for CLIENT NO-TOUCH."""

@@ -13,9 +13,10 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import hiredis
-from qwatch.adapters.base import TargetError
+from qwatch.adapters.base import TargetError, mask_url
 from redis.connection import SSLConnection, parse_url
 
 ReplyError = hiredis.ReplyError
@@ -52,6 +53,30 @@ def head(*words: str, argc: int) -> bytes:
     return b"*%d\r\n" % argc + b"".join(arg(w) for w in words)
 
 
+def database(url: str) -> int:
+    """The database index in the URL's path (or its ``?db=``), 0 when absent.
+
+    redis-py reads ``/abc`` and ``/0/extra`` as database 0 without a word, so
+    the path is checked here before anything connects.
+
+    Raises:
+        TargetError: the path is not one number, or ``?db=`` says it too.
+    """
+    parts = urlsplit(url)
+    path = unquote(parts.path).strip("/")
+    if path and not (path.isascii() and path.isdigit()):
+        raise TargetError(
+            f"{mask_url(url)}: the database must be a number, e.g. /0 "
+            f"(got {parts.path!r})"
+        )
+    query = dict(parse_qsl(parts.query)).get("db")
+    if path and query is not None:
+        raise TargetError(
+            f"{mask_url(url)}: the database is given twice; keep /{path} or ?db="
+        )
+    return int(path or 0) if query is None else int(query)
+
+
 def _ssl_context(options: dict[str, Any]) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
     if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "optional"):
@@ -69,7 +94,7 @@ class Wire:
         except ValueError as exc:
             raise TargetError(f"{label}: bad URL: {exc}") from None
         self.label = label
-        self.db = int(self.options.get("db") or 0)
+        self.db = database(url)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._parser = hiredis.Reader()
@@ -78,14 +103,46 @@ class Wire:
         """Open the socket, authenticate and select the database."""
         host = self.options.get("host", "localhost")
         port = int(self.options.get("port", 6379))
-        tls = self.options.get("connection_class") is SSLConnection
-        context = _ssl_context(self.options) if tls else None
+        context = self._tls_context()
         try:
-            opening = asyncio.open_connection(host, port, ssl=context, limit=READ_SIZE)
-            self._reader, self._writer = await asyncio.wait_for(opening, timeout)
+            opening = asyncio.open_connection(host, port, limit=READ_SIZE)
+            self._reader, writer = await asyncio.wait_for(opening, timeout)
         except (OSError, TimeoutError) as exc:
-            raise TargetError(f"{self.label}: cannot connect: {exc}") from None
+            why = _why(exc, timeout)
+            raise TargetError(f"{self.label}: cannot connect: {why}") from None
+        self._writer = writer
+        if context is not None:
+            await self._start_tls(writer, context, host, timeout)
         await self._hello()
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.options.get("connection_class") is not SSLConnection:
+            return None
+        try:
+            return _ssl_context(self.options)
+        except OSError as exc:  # ssl.SSLError too, for a file that is no CA
+            why = f"cannot use ssl_ca_certs: {_why(exc)}"
+            raise TargetError(f"{self.label}: {why}") from None
+
+    async def _start_tls(
+        self,
+        writer: asyncio.StreamWriter,
+        context: ssl.SSLContext,
+        host: str,
+        timeout: float,
+    ) -> None:
+        # The handshake is its own step, so a server that does not speak TLS
+        # is told apart from one that cannot be reached.
+        try:
+            upgrade = writer.start_tls(context, server_hostname=host)
+            await asyncio.wait_for(upgrade, timeout)
+        except (OSError, TimeoutError) as exc:
+            # Not close(): after a failed upgrade the stream never hears that
+            # its socket closed, so waiting for that would wait forever.
+            writer.transport.abort()
+            self._reader = self._writer = None
+            why = _tls_why(exc, timeout)
+            raise TargetError(f"{self.label}: TLS handshake failed: {why}") from None
 
     async def _hello(self) -> None:
         password = self.options.get("password")
@@ -138,3 +195,25 @@ class Wire:
             writer.close()
             with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
+
+
+def _why(exc: BaseException, timeout: float = 0.0) -> str:
+    """The first line of the error; some carry no text, so say what they mean."""
+    lines = str(exc).strip().splitlines()
+    if lines:
+        return lines[0]
+    if isinstance(exc, TimeoutError):
+        return f"no answer in {timeout:g} s"
+    if isinstance(exc, ConnectionError | ssl.SSLEOFError):
+        return "the server closed the connection"
+    return type(exc).__name__
+
+
+def _tls_why(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return exc.verify_message or _why(exc)  # it speaks TLS; trust is the issue
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        why = exc.reason.lower().replace("_", " ")
+    else:
+        why = _why(exc, timeout)
+    return f"{why}; does this port speak TLS?"

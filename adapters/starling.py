@@ -26,6 +26,7 @@ from qwatch.adapters.base import (
     PurgeResult,
     TargetError,
 )
+from qwatch.adapters.options import Option, Options, duration, fraction, whole
 from qwatch.adapters.starling_facts import QUEUE_CEILING, ServerFacts
 
 from qwatch.model import Kind, Sample, Snapshot
@@ -41,6 +42,20 @@ DELETED = {
     "kestrel": (b"DELETED\r\n", b"END\r\n"),  # Kestrel answers END to delete
 }
 """Replies that mean a ``delete`` dropped the queue, per scheme."""
+CLOSING_GETS = 64
+"""Gets sent with the delete that ends a drain: items a producer slipped in
+during that last round trip are caught, up to this many."""
+OPTIONS: Options = {
+    "timeout": Option(duration, "Seconds to wait for a reply (default 45)."),
+    "connect_timeout": Option(duration, "Seconds to wait to connect (default 5)."),
+    "queue_ceiling": Option(
+        whole(1), f"Queues the server holds before refusing (default {QUEUE_CEILING})."
+    ),
+    "max_stats_share": Option(
+        fraction, "Most of the server's time stats may take (default 0.05)."
+    ),
+}
+"""Options from qwatch.toml; the URL carries none."""
 
 
 class StarlingAdapter(Adapter):
@@ -57,6 +72,7 @@ class StarlingAdapter(Adapter):
     peek_side_effect: ClassVar[str | None] = (
         "Starling has no non-destructive read: get removes the item"
     )
+    declared_options: ClassVar[Options | None] = OPTIONS
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -69,20 +85,9 @@ class StarlingAdapter(Adapter):
         if not parts.hostname:
             raise TargetError(f"{url!r}: no host; use {self.scheme}://host:port")
         opts = self.options
-        try:
-            ceiling = int(opts.get("queue_ceiling", QUEUE_CEILING))
-            share = float(opts.get("max_stats_share", 0.05))
-            timeouts = (
-                float(opts.get("timeout", 45.0)),
-                float(opts.get("connect_timeout", 5.0)),
-            )
-        except (TypeError, ValueError) as exc:
-            raise TargetError(f"{self.label}: bad option ({exc})") from None
-        if not 0 < share < 1 or ceiling < 1:
-            raise TargetError(
-                f"{self.label}: max_stats_share must be between 0 and 1 and "
-                "queue_ceiling positive"
-            )
+        ceiling: int = opts.get("queue_ceiling", QUEUE_CEILING)
+        share: float = opts.get("max_stats_share", 0.05)
+        timeouts = (opts.get("timeout", 45.0), opts.get("connect_timeout", 5.0))
         self.facts = ServerFacts(ceiling, share, self.min_interval)
         self.client = QueueClient(parts.hostname, port, *timeouts)
         self._deleted = DELETED.get(self.scheme, DELETED["starling"])
@@ -212,17 +217,24 @@ class StarlingAdapter(Adapter):
                 "the empty queue is left in place", self.label, queue, baseline, now,
             )  # fmt: skip
             return 0
-        # get and delete travel in one packet, so on a single-threaded server
-        # no producer's set lands between that last get and the delete.
-        # Limitation: two or more items set in the round trip since the
-        # check above would lose all but the first; a producer silent for
-        # the whole drain makes that a race of one round trip.
-        data = await self._act(self.client.get_then_delete(name, self._deleted), queue)
-        if data is None:
-            return 0
-        log.warning("%s %r: an item arrived while deleting", self.label, queue)
-        await self._keep(name, queue, sink, data)
-        return 1
+        # The gets and the delete travel in one packet, so on a
+        # single-threaded server no producer's set lands between them, and
+        # whatever arrived since the check above is taken before the delete.
+        # Limitation: more than CLOSING_GETS items set in that one round trip
+        # would lose those beyond; it is logged as an error if it may have.
+        taken = await self._act(
+            self.client.gets_then_delete(name, CLOSING_GETS, self._deleted), queue
+        )
+        if len(taken) == CLOSING_GETS:
+            log.error(
+                "%s %r: %d items arrived while deleting; more may have been "
+                "deleted with the queue", self.label, queue, len(taken),
+            )  # fmt: skip
+        elif taken:
+            log.warning("%s %r: items arrived while deleting", self.label, queue)
+        for data in taken:
+            await self._keep(name, queue, sink, data)
+        return len(taken)
 
     async def _total_in(self, queue: str) -> int | None:
         """The queue's ``total_items`` now; None when stats does not list it."""

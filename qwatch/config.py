@@ -20,8 +20,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from qwatch.adapters.base import TargetError
+from qwatch.adapters.options import OptionError
 from qwatch.alerts import Silence
-from qwatch.targets import parse_duration, parse_url
+from qwatch.targets import check_target, parse_duration, parse_url
 
 CONFIG_NAME = "qwatch.toml"
 
@@ -243,12 +244,24 @@ def _target(name: str, raw: Any, where: str) -> dict[str, Any]:
         values["url"] = parse_url(values["url"])
     except TargetError as exc:
         raise ConfigError(f"{where}: {prefix}url: {exc}") from None
+    _check_options(values["url"], values.get("options", {}), where, prefix)
     if "password_env" in values and urlsplit(values["url"]).password is not None:
         raise ConfigError(
             f"{where}: {prefix}url: holds a password and password_env names "
             "another; keep one"
         )
     return values
+
+
+def _check_options(url: str, options: dict[str, Any], where: str, prefix: str) -> None:
+    """Every option is one the target's adapter reads, with a good value."""
+    try:
+        check_target(url, options)
+    except TargetError as exc:
+        if isinstance(exc, OptionError) and not exc.in_url:
+            field = f"options.{exc.key}"
+            raise ConfigError(f"{where}: {prefix}{field}: {exc.reason}") from None
+        raise ConfigError(f"{where}: {prefix}url: {exc}") from None
 
 
 def target_url(config: Config, name: str, env: Mapping[str, str]) -> str:

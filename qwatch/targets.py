@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 from urllib.parse import urlsplit
 
 from qwatch.adapters import adapter_for, schemes
-from qwatch.adapters.base import TargetError, mask_url
+from qwatch.adapters import options as adapter_options
+from qwatch.adapters.base import Adapter, TargetError, mask_url
 from qwatch.poller import Watch
 from qwatch.settings import Thresholds
 from qwatch.tracker import Tracker
@@ -63,7 +65,21 @@ def parse_url(text: str) -> str:
         raise TargetError(f"{mask_url(text)!r}: the port is not a number") from None
     if not parts.hostname:
         raise TargetError(f"{mask_url(text)!r}: no host given")
+    check_target(text, {})
     return text
+
+
+def check_target(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options ``url``'s adapter would use, checked with the URL's own
+    query and path; nothing is built or connected.
+
+    Raises:
+        TargetError: one line; an ``OptionError`` names the key.
+    """
+    module_name, _, attr = schemes()[urlsplit(url).scheme.lower()].partition(":")
+    cls: type[Adapter] = getattr(import_module(module_name), attr)
+    checked: dict[str, Any] = cls.check_target(url, options)
+    return checked
 
 
 def find_local() -> str:
@@ -94,24 +110,12 @@ def build_watch(spec: TargetSpec) -> Watch:
     return Watch(spec.label, adapter, tracker, spec.interval)
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
-
-
 def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``90s``, ``2m``, ``1h30m`` or ``500ms``.
+    """Seconds in ``90``, ``90s``, ``2m``, ``1h30m`` or ``500ms``; the adapters'
+    time options read the same grammar.
 
     Raises:
         ValueError: with a one-line message.
     """
-    total, pos = 0.0, 0
-    text = text.strip().lower()
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-    while pos < len(text):
-        match = _DURATION.match(text, pos)
-        if match is None:
-            raise ValueError(f"{text!r} is not a duration; try 60s, 2m or 1h")
-        total += float(match.group(1)) * units[match.group(2)]
-        pos = match.end()
-    if not text or total <= 0:
-        raise ValueError(f"{text!r} is not a positive duration; try 60s, 2m or 1h")
-    return total
+    seconds: float = adapter_options.parse_duration(text)
+    return seconds

@@ -11,9 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from qwatch.adapters.rabbitmq import RabbitAdapter
+from qwatch.adapters.starling import StarlingAdapter
 
 from qwatch.config import ConfigError, find_config, load_config, parse_config
 from qwatch.layers import read_env, resolve, settings_from
+from qwatch.targets import build_watch
 
 QWATCH = str(Path(sys.executable).parent / "qwatch")
 GOOD = """
@@ -186,6 +189,38 @@ BAD_FILES = [
         "targets.cache.url: holds a password and password_env names another; keep one",
     ),
     (
+        "[targets.cache]\nurl = 'redis://x'\noptions = { scan_cout = 10 }",
+        "targets.cache.options.scan_cout: unknown key; did you mean 'scan_count'?",
+    ),
+    (
+        "[targets.cache]\nurl = 'redis://x'\noptions = { scan_count = -1 }",
+        "targets.cache.options.scan_count: expected a whole number >= 1, got -1",
+    ),
+    (
+        "[targets.cache]\nurl = 'redis://x/abc'",
+        "targets.cache.url: redis://x/abc: the database must be a number, e.g. /0 "
+        "(got '/abc')",
+    ),
+    (
+        "[targets.cache]\nurl = 'redis://x/0?scan_cout=5'",
+        "targets.cache.url: redis://x/0?scan_cout=5: query key 'scan_cout': "
+        "unknown; did you mean 'scan_count' (set in options in qwatch.toml)?",
+    ),
+    (
+        "[targets.mq]\nurl = 'amqp://h'\noptions = { stats_interval = 'soon' }",
+        "targets.mq.options.stats_interval: 'soon' is not a duration; try 60s, "
+        "2m or 1h",
+    ),
+    (
+        "[targets.mq]\nurl = 'amqp://h'\noptions = { management_url = 'ftp://a:pw@m' }",
+        "targets.mq.options.management_url: expected an http:// or https:// URL, "
+        "got 'ftp://a:***@m'",
+    ),
+    (
+        "[targets.q]\nurl = 'starling://h'\noptions = { max_stats_share = 1.5 }",
+        "targets.q.options.max_stats_share: expected a number between 0 and 1, got 1.5",
+    ),
+    (
         "watch = ['cache']",
         "watch: no target named 'cache'",
     ),
@@ -341,6 +376,38 @@ def test_missing_password_variable_is_named_only_when_the_target_is_used(
     assert str(caught.value) == (
         f"{path}: targets.broker.password_env: environment variable BROKER_PW "
         "is not set"
+    )
+
+
+def test_good_options_reach_the_adapters_typed(tmp_path: Path) -> None:
+    """Durations in options read like every other qwatch time."""
+    path = write(
+        tmp_path,
+        "[targets.mq]\nurl = 'amqp://h'\noptions = { stats_interval = '1s' }\n"
+        "[targets.q]\nurl = 'starling://h'\noptions = { timeout = '500ms' }\n",
+    )
+    specs = resolve([], load_config(path, {}), {}, {}, {})
+    mq, q = (build_watch(spec).adapter for spec in specs)
+    assert isinstance(mq, RabbitAdapter) and mq.stats_interval == 1.0
+    assert isinstance(q, StarlingAdapter) and q.client.timeout == 0.5
+
+
+def test_cli_gives_one_line_and_exit_3_for_a_bad_option(tmp_path: Path) -> None:
+    """A misspelt adapter option stops the run before anything connects."""
+    path = write(
+        tmp_path,
+        "[targets.cache]\nurl = 'redis://127.0.0.1:1/0'\n"
+        "options = { scan_cout = 10 }\n",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QWATCH_")}
+    done = subprocess.run(
+        [QWATCH, "check", "--config", str(path), "cache", "--for", "1s"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (3, "")
+    assert done.stderr == (
+        f"qwatch: {path}: targets.cache.options.scan_cout: unknown key; "
+        "did you mean 'scan_count'?\n"
     )
 
 

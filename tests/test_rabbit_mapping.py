@@ -244,3 +244,76 @@ def test_properties_survive_json_exactly() -> None:
 def test_one_off_queue_names(queue: str, one_off: bool) -> None:
     """Purge deletes id-named queues and only empties fixed-name ones."""
     assert is_one_off(queue) is one_off
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "seconds"),
+    [
+        ("amqp://h?stats_interval=1s", {}, 1.0),
+        ("amqp://h?stats_interval=500ms", {}, 0.5),
+        ("amqp://h", {"stats_interval": "2m"}, 120.0),
+        ("amqp://h", {"stats_interval": 10}, 10.0),
+    ],
+)
+def test_stats_interval_reads_durations_like_the_rest_of_qwatch(
+    url: str, options: dict[str, object], seconds: float
+) -> None:
+    """'1s' used to fail with "could not convert string to float"."""
+    adapter = RabbitAdapter(url, options)
+    assert adapter.stats_interval == seconds
+    assert adapter.suggested_interval(0.1) == seconds
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "fault"),
+    [
+        (
+            "amqp://h",
+            {"stats_intervall": "1s"},
+            "options.stats_intervall: unknown key; did you mean 'stats_interval'?",
+        ),
+        (
+            "amqp://h?stats_intervall=1s",
+            {},
+            "query key 'stats_intervall': unknown; did you mean 'stats_interval'?",
+        ),
+        (
+            "amqp://h?heartbaet=30",
+            {},
+            "query key 'heartbaet': unknown; did you mean 'heartbeat'?",
+        ),
+        (
+            "amqp://h",
+            {"heartbeat": 30},
+            "options.heartbeat: unknown key; known: cafile, certfile, keyfile, "
+            "management_url, page_size, queues, stats_interval, verify_tls, vhost",
+        ),
+        (
+            "amqp://h",
+            {"stats_interval": "-1s"},
+            "options.stats_interval: '-1s' is not a duration; try 60s, 2m or 1h",
+        ),
+        (
+            "amqp://h",
+            {"page_size": 0},
+            "options.page_size: expected a whole number >= 1, got 0",
+        ),
+        (
+            "amqp://h",
+            {"queues": [1, 2]},
+            "options.queues: expected a list of names, got [1, 2]",
+        ),
+        (
+            "amqp://h?heartbeat=often",
+            {},
+            "query key 'heartbeat': expected a whole number >= 0, got 'often'",
+        ),
+    ],
+)
+def test_unknown_keys_and_bad_values_are_named(
+    url: str, options: dict[str, object], fault: str
+) -> None:
+    """No key is silently ignored, in the options or in the URL."""
+    with pytest.raises(TargetError) as caught:
+        RabbitAdapter(url, options)
+    assert str(caught.value) == f"{url}: {fault}"

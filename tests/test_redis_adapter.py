@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -11,6 +16,7 @@ from fixtures_redis import start_redis, wait_until_async
 from qwatch.adapters import adapter_for, redis_keys
 from qwatch.adapters.base import TargetError
 from qwatch.adapters.redis import RedisAdapter
+from qwatch.adapters.redis_wire import Wire
 
 from qwatch.model import Kind, Snapshot
 
@@ -249,3 +255,152 @@ async def test_wrong_password_is_one_line(redis_server_url: str) -> None:
     with pytest.raises(TargetError, match="AUTH refused"):
         await watcher.poll()
     await watcher.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "fault"),
+    [
+        ("/abc", "the database must be a number, e.g. /0 (got '/abc')"),
+        ("/0/extra", "the database must be a number, e.g. /0 (got '/0/extra')"),
+        ("/-1", "the database must be a number, e.g. /0 (got '/-1')"),
+        ("/1?db=1", "the database is given twice; keep /1 or ?db="),
+        ("/?db=x", "query key 'db': expected a whole number >= 0, got 'x'"),
+    ],
+)
+def test_a_bad_database_is_refused_not_read_as_db_0(path: str, fault: str) -> None:
+    """redis-py reads /abc and /0/extra as database 0; qwatch refuses them."""
+    url = f"redis://:secret@127.0.0.1:6379{path}"
+    with pytest.raises(TargetError) as caught:
+        RedisAdapter(url)
+    assert str(caught.value) == f"redis://:***@127.0.0.1:6379{path}: {fault}"
+
+
+async def test_db_in_the_query_watches_that_database(redis_db: Db) -> None:
+    """``/?db=N`` is redis-py's other spelling of ``/N``, and is honoured."""
+    url, r = redis_db
+    base, _, index = url.rpartition("/")
+    await r.rpush("only-here", "a")
+    watcher = RedisAdapter(f"{base}/?db={index}")
+    try:
+        snap = await full_poll(watcher)
+    finally:
+        await watcher.close()
+    assert [s.name for s in snap.queues] == ["only-here"]
+
+
+def test_cli_refuses_a_bad_database_in_one_line(redis_server_url: str) -> None:
+    """Through the real command: no poll of db 0, one line, exit 3."""
+    url = redis_server_url.rpartition("/")[0] + "/abc"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QWATCH_")}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "qwatch"), "check", "--for", "1s", url],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (3, "")
+    assert done.stderr == (
+        f"qwatch: {url}: the database must be a number, e.g. /0 (got '/abc')\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "fault"),
+    [
+        (
+            "redis://h/0",
+            {"scan_cout": 10},
+            "options.scan_cout: unknown key; did you mean 'scan_count'?",
+        ),
+        (
+            "redis://h/0",
+            {"scan_count": -1},
+            "options.scan_count: expected a whole number >= 1, got -1",
+        ),
+        (
+            "redis://h/0",
+            {"scan_calls": 2.5},
+            "options.scan_calls: expected a whole number >= 1, got 2.5",
+        ),
+        (
+            "redis://h/0?scan_cout=5",
+            {},
+            "query key 'scan_cout': unknown; did you mean 'scan_count' "
+            "(set in options in qwatch.toml)?",
+        ),
+        (
+            "redis://h/0?scan_count=5",
+            {},
+            "query key 'scan_count': not read from the URL; set it in the "
+            "target's options in qwatch.toml",
+        ),
+        (
+            "redis://h/0?socket_timeout=5",
+            {},
+            "query key 'socket_timeout': unknown; known: db, ssl_ca_certs, "
+            "ssl_cert_reqs",
+        ),
+        (
+            "rediss://h/0?ssl_cert_reqs=never",
+            {},
+            "query key 'ssl_cert_reqs': expected one of none, optional, required, "
+            "got 'never'",
+        ),
+    ],
+)
+def test_unknown_or_bad_options_are_named(
+    url: str, options: dict[str, object], fault: str
+) -> None:
+    """Nothing is silently ignored: every option and query key is checked."""
+    with pytest.raises(TargetError) as caught:
+        adapter_for(url, options)
+    assert str(caught.value) == f"{url}: {fault}"
+
+
+def test_options_arrive_typed() -> None:
+    """Declared options are checked and kept; TLS query keys stay allowed."""
+    watcher = RedisAdapter(
+        "rediss://h/0?ssl_cert_reqs=none", {"scan_count": 50, "scan_calls": 2}
+    )
+    assert (watcher.scan_count, watcher.scan_calls) == (50, 2)
+
+
+async def test_tls_to_a_plain_server_says_the_handshake_got_no_answer(
+    redis_server_url: str,
+) -> None:
+    """Plain redis-server waits for a line the TLS hello never sends."""
+    url = redis_server_url.replace("redis://", "rediss://")
+    wire = Wire(url, url)
+    with pytest.raises(TargetError) as caught:
+        await wire.connect(timeout=1)
+    await wire.close()
+    assert str(caught.value) == (
+        f"{url}: TLS handshake failed: no answer in 1 s; does this port speak TLS?"
+    )
+
+
+async def test_tls_to_a_plain_server_that_answers_names_the_tls_fault() -> None:
+    """A plain-text server that answers (here like HTTP) fails the handshake at
+    once, and the message carries the TLS library's reason, never nothing."""
+
+    async def answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.read(1 << 16)  # the TLS hello, unread it would reset
+        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    watcher = RedisAdapter(f"rediss://127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(TargetError) as caught:
+            await asyncio.wait_for(watcher.connect(), 5)
+    finally:
+        await watcher.close()
+        server.close()
+        await server.wait_closed()
+    head = f"rediss://127.0.0.1:{port}/0: TLS handshake failed: "
+    tail = "; does this port speak TLS?"
+    text = str(caught.value)
+    assert text.startswith(head) and text.endswith(tail)
+    reason = text[len(head) : -len(tail)]
+    assert reason.strip() and "no answer" not in reason

@@ -384,3 +384,67 @@ async def test_closing_packet_takes_late_items_before_the_delete(
     finally:
         await client.close()
     assert not names & {"late", "flood"}
+
+
+def test_time_options_read_durations_like_the_rest_of_qwatch() -> None:
+    """'500ms' and '2s' are times; numbers still mean seconds."""
+    adapter = StarlingAdapter(
+        "starling://127.0.0.1:22122",
+        {"timeout": "500ms", "connect_timeout": "2s", "queue_ceiling": 50},
+    )
+    assert (adapter.client.timeout, adapter.client.connect_timeout) == (0.5, 2.0)
+    assert adapter.ceiling == 50
+    adapter = StarlingAdapter("starling://127.0.0.1:22122", {"timeout": 3})
+    assert adapter.client.timeout == 3.0
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "fault"),
+    [
+        (
+            "starling://h:22122",
+            {"timeot": "1s"},
+            "options.timeot: unknown key; did you mean 'timeout'?",
+        ),
+        (
+            "starling://h:22122",
+            {"flavour": "x"},
+            "options.flavour: unknown key; known: connect_timeout, "
+            "max_stats_share, queue_ceiling, timeout",
+        ),
+        (
+            "starling://h:22122",
+            {"timeout": "soon"},
+            "options.timeout: 'soon' is not a duration; try 60s, 2m or 1h",
+        ),
+        (
+            "starling://h:22122",
+            {"max_stats_share": 2},
+            "options.max_stats_share: expected a number between 0 and 1, got 2",
+        ),
+        (
+            "kestrel://h:22133",
+            {"queue_ceiling": 0},
+            "options.queue_ceiling: expected a whole number >= 1, got 0",
+        ),
+        (
+            "starling://h:22122?timeout=1s",
+            {},
+            "query key 'timeout': not read from the URL; set it in the target's "
+            "options in qwatch.toml",
+        ),
+        (
+            "starling://h:22122?x=1",
+            {},
+            "query key 'x': unknown; this URL takes no query keys (options go in "
+            "qwatch.toml)",
+        ),
+    ],
+)
+def test_unknown_keys_and_bad_values_are_named(
+    url: str, options: dict[str, object], fault: str
+) -> None:
+    """No option is silently ignored; each fault names its key in one line."""
+    with pytest.raises(TargetError) as caught:
+        adapter_for(url, options)
+    assert str(caught.value) == f"{url}: {fault}"
