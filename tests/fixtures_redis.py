@@ -29,6 +29,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_args(binary: str, port: int, folder: object) -> list[str]:
+    """A redis-server of our own: loopback only, nothing kept on disk."""
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(folder)]  # fmt: skip
+
+
 def wait_until(check, timeout: float = 10.0, every: float = 0.05):  # type: ignore[no-untyped-def]
     """Poll ``check`` until it returns something truthy, or fail after timeout."""
     deadline = time.monotonic() + timeout
@@ -54,19 +60,7 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder: Path = tmp_path_factory.mktemp("redis")
     port = free_port()
     proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-        ],
+        server_args(binary, port, folder),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -126,19 +120,7 @@ def start_redis(folder: Path, renamed: Sequence[str] = ()) -> Iterator[str]:
     if binary is None:
         pytest.fail("redis-server is not installed")
     port = free_port()
-    args = [
-        binary,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(folder),
-    ]
+    args = server_args(binary, port, folder)
     for command in renamed:
         args += ["--rename-command", command, ""]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
