@@ -63,9 +63,11 @@ def serve(
     exporter = Exporter(settings.max_queues, hooks)
     for watch in watches:
         watch.listeners.append(exporter.update)
+    # Alerts are judged even with no hook: each new LEAK is logged (stderr or
+    # --log-file), so a headless run says what it found.
+    alert_on_polls(watches, alerts)
     if hooks is not None:
         alerts.listeners.append(hooks)
-        alert_on_polls(watches, alerts)
     host, port = _split(settings.listen)
     try:
         server, _ = start_http_server(port, host, registry=exporter.registry())

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import redis
 import redis.asyncio as aioredis
 from fixtures_redis import free_port, wait_until
 from prometheus_client import generate_latest
@@ -181,3 +182,40 @@ def test_qwatch_serve_exposes_metrics_and_stops_on_sigterm(
     assert proc.returncode == 0, err
     assert out == ""
     assert f"serving http://127.0.0.1:{port}/metrics" in err
+
+
+def test_serve_logs_each_new_leak_without_any_hook(
+    redis_server_url: str, tmp_path: Path
+) -> None:
+    """Headless with no hook configured, a new LEAK still reaches the log."""
+    port = free_port()
+    log_file = tmp_path / "serve.log"
+    url = redis_server_url.rsplit("/", 1)[0] + "/9"
+    qwatch = str(Path(sys.executable).parent / "qwatch")
+    proc = subprocess.Popen(
+        [qwatch, "serve", url, "--listen", f"127.0.0.1:{port}", "--interval",
+         "0.5s", "--window", "3s", "--log-file", str(log_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    client = redis.Redis.from_url(url)
+    made: list[str] = []
+    try:
+
+        def leak_logged() -> bool:
+            for _ in range(10):  # the writer: result keys nobody reads
+                made.append(f"celery-task-meta-{uuid.uuid4()}")
+                client.set(made[-1], "{}")
+            text = log_file.read_text() if log_file.exists() else ""
+            return "LEAK" in text and "celery-task-meta-{uuid}" in text
+
+        wait_until(leak_logged, timeout=60, every=0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        for start in range(0, len(made), 500):  # only what this test made
+            client.delete(*made[start : start + 500])
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0
