@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import ClassVar
 
 import redis.asyncio as aioredis
 from qwatch.adapters.base import ActionError, Item, ItemSink, Progress, PurgeResult
@@ -38,7 +39,7 @@ class RedisActions:
     can_purge = True
     can_peek = True
     can_expire = True
-    peek_side_effect = (
+    peek_side_effect: ClassVar[str | None] = (
         "peeking resets the key's idle time, so it no longer looks unread"
     )
     _client: aioredis.Redis | None = None

@@ -90,7 +90,8 @@ class Wire:
 
     def __init__(self, url: str, label: str) -> None:
         try:
-            self.options = parse_url(url)
+            # redis-py's parse_url carries no annotations.
+            self.options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         except ValueError as exc:
             raise TargetError(f"{label}: bad URL: {exc}") from None
         self.label = label

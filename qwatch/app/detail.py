@@ -43,8 +43,8 @@ class HistoryChart(PlotextPlot):
                 low, high = max(0, low - 1), high + 1
                 plt.ylim(low, high)
             # Depths are whole numbers: plotext's own ticks read "1475.0".
-            ticks = sorted({round(low + (high - low) * i / 4) for i in range(5)})
-            plt.yticks(ticks, [f"{t:,}" for t in ticks])
+            ticks = sorted({float(round(low + (high - low) * i / 4)) for i in range(5)})
+            plt.yticks(ticks, [f"{t:,.0f}" for t in ticks])
         self.refresh()
 
 
