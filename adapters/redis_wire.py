@@ -91,7 +91,8 @@ class Wire:
     def __init__(self, url: str, label: str) -> None:
         try:
             # redis-py's parse_url carries no annotations.
-            self.options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+            parsed = parse_url(url)  # type: ignore[no-untyped-call]
+            self.options: dict[str, Any] = parsed
         except ValueError as exc:
             raise TargetError(f"{label}: bad URL: {exc}") from None
         self.label = label

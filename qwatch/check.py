@@ -109,8 +109,6 @@ def format_text(result: dict[str, Any]) -> str:
     lines = []
     for target in result["targets"]:
         state = target["status"] if target["status"] == "ok" else target["error"]
-        # Adapter errors already name their URL; say it once.
-        state = state.removeprefix(f"{target['url']}: ")
         lines.append(f"{target['target']}: {state} ({target['polls']} polls)")
     rows = result["families"] + result["queues"]
     bad = [r for r in rows if r["verdict"] != "OK"]

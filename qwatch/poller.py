@@ -99,6 +99,8 @@ class Watch:
 
     def _failed(self, error: str) -> None:
         status = self.status
+        # Adapter errors open with the target's URL, which the status names.
+        error = error.removeprefix(f"{status.label}: ")
         status.connected, status.error = False, error
         status.failures += 1
         delay = min(MAX_BACKOFF, self.requested * 2 ** min(status.failures, 6))

@@ -199,15 +199,15 @@ class Tracker:
         now: float,
         counting: bool,
     ) -> None:
+        fresh = names - fam.members
         if not counting:
             # Discovery is still walking (or the server restarted): a rising
             # count is us finding members, not the server making them.
             fam.history = History(self.th.history)
         elif fam.history is not None and fam.history.points:
-            fam.added += len(names - fam.members)
+            fam.added += len(fresh)
             fam.gone += len(fam.members - names)
             fam.read += read
-        fresh = names - fam.members
         if fresh:
             expiring = sum(1 for n in fresh if _expires(self.queues[n].last))
             fam.newest = (expiring, len(fresh))

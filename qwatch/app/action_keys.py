@@ -44,10 +44,10 @@ class ActionKeys(App[None]):
         """Hide the action keys when every target is read-only (each status
         line's badge says why); with some writable, a key on a read-only
         line explains itself instead."""
-        names = self.target_names()
-        read_only = all(self.flags_of(name).read_only for name in names)
-        if action == "act" and names and read_only:
-            return False
+        if action == "act":  # asked for every key on each refresh: act first
+            names = self.target_names()
+            if names and all(self.flags_of(name).read_only for name in names):
+                return False
         return super().check_action(action, parameters)
 
     def action_act(self, kind: str) -> None:

@@ -97,8 +97,7 @@ def _failing(text: Text, status: TargetStatus, now: float) -> None:
     text.append(status.name, "bold")
     if status.label != status.name:
         text.append(f" {status.label}", "dim")
-    error = (status.error or "").removeprefix(f"{status.label}: ")
-    text.append(f"  {error}", "red")
+    text.append(f"  {status.error}", "red")
     if status.next_poll is not None:
         wait = max(0.0, status.next_poll - now)
         text.append(f"  retry in {wait:.0f} s", "bold")

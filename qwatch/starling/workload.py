@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from qwatch.starling.background import ServerThread
 from qwatch.starling.client import QueueClient
@@ -133,14 +134,14 @@ def _reading(elapsed: float, plan: WorklingPlan) -> bool:
 
 @contextlib.asynccontextmanager
 async def demo_target(
-    plan: WorklingPlan | None = None, **settings: object
+    plan: WorklingPlan | None = None, **settings: Any
 ) -> AsyncIterator[tuple[str, Workling]]:
     """A Starling-speaking server on a free local port with the workload on it.
 
     Yields the ``starling://`` URL and the running workload; both stop on exit.
     ``settings`` go to :class:`StarlingServer` (``stats_cost``, ``max_fds``...).
     """
-    thread = ServerThread(StarlingServer("127.0.0.1", 0, **settings))  # type: ignore[arg-type]
+    thread = ServerThread(StarlingServer("127.0.0.1", 0, **settings))
     await asyncio.to_thread(thread.start)
     workload = Workling("127.0.0.1", thread.port, plan)
     task = asyncio.create_task(workload.run(), name="workling")
